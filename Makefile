@@ -1,0 +1,34 @@
+# The two entry points of README.md. Both work on a fresh Debian machine as root:
+# they install the system packages and a virtual environment, then run.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+APT_PACKAGES := nfs-ganesha nfs-ganesha-vfs libnfs-utils rpcbind iproute2 util-linux
+
+.PHONY: demo test system-deps venv stubs
+
+demo: system-deps venv
+	$(PY) -m cfs_csi.demo
+
+test: system-deps venv
+	$(PY) -m pytest -n 2 --dist loadfile -q -rfEs
+
+system-deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+# Regenerate the checked-in CSI stubs from proto/csi.proto.
+stubs: venv
+	$(PY) -m grpc_tools.protoc --proto_path=cfs_csi/csipb=proto \
+		--python_out=driver --grpc_python_out=driver --pyi_out=driver proto/csi.proto
