@@ -1,0 +1,307 @@
+"""`CfsClient`: every CFS API call of the project goes through `CfsClient.call`.
+
+The official SDK (API 2019-07-19) builds, signs and sends each request through its generic JSON
+call; this layer adds per-action rate limiting, retries with backoff, typed errors, metrics,
+secret-free logging, credential rotation and the helpers (lookups, pagination, waiters).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterator
+
+import requests
+import urllib3
+from tencentcloud.cfs.v20190719.cfs_client import CfsClient as SdkCfsClient
+from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
+from tencentcloud.common.profile.client_profile import ClientProfile
+from tencentcloud.common.profile.http_profile import HttpProfile
+
+from cfs_cloud import metrics
+from cfs_cloud.config import CloudConfig
+from cfs_cloud.credentials import StaticCredentials
+from cfs_cloud.errors import (
+    CfsAuthError, CfsError, CfsNetworkError, CfsNotFound, CfsThrottled, FileSystemCreateFailed,
+    SnapshotCreateFailed, error_for,
+)
+from cfs_cloud.limits import ActionRateLimits
+from cfs_cloud.redact import install_sdk_log_redactor, scrub
+from cfs_cloud.retry import Backoff, is_retryable
+from cfs_cloud.waiter import DONE, FAILED, PENDING, CoalescingWaiter, ResourceKind
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 100
+FS_AVAILABLE, FS_CREATE_FAILED = "available", "create_failed"
+SNAPSHOT_AVAILABLE = "available"
+SNAPSHOT_FAILED_STATES = frozenset({"create-failed", "create_failed", "failed"})
+
+
+def _never_sent(exc: BaseException) -> bool:
+    """True when the SDK's network error happened before any byte reached the server."""
+    seen = exc
+    while seen is not None:
+        if isinstance(seen, (urllib3.exceptions.ConnectTimeoutError,   # includes refused
+                             requests.exceptions.ConnectTimeout)):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+class _Shared:
+    """State every clone of a client shares: rate limits, waiters, config."""
+
+    def __init__(self, config: CloudConfig):
+        self.config = config
+        self.limits = ActionRateLimits(config.rate_limits, config.rate_limit_margin)
+        self._waiters: dict[tuple, CoalescingWaiter] = {}
+        self._lock = threading.Lock()
+
+    def waiter(self, kind: ResourceKind, account: str | None) -> CoalescingWaiter:
+        """One waiter per resource kind and account (a poll only sees one account's resources)."""
+        with self._lock:
+            key = (kind.name, account)
+            if key not in self._waiters:
+                self._waiters[key] = CoalescingWaiter(
+                    kind, self.config.poll_min_interval, self.config.poll_max_interval)
+            return self._waiters[key]
+
+
+class CfsClient:
+    """Thread-safe CFS API client; share one per process (clones share its limits/waiters)."""
+
+    def __init__(self, config: CloudConfig, *, _shared: _Shared | None = None,
+                 _credentials=None):
+        self._config = config
+        self._shared = _shared or _Shared(config)
+        self._credentials = _credentials or config.credential_provider()
+        self._local = threading.local()     # one SDK client (HTTP session) per thread
+        self._backoff = Backoff(config.retry_base_delay, config.retry_max_delay)
+        install_sdk_log_redactor()
+
+    def __repr__(self) -> str:
+        return (f"CfsClient(endpoint={self._config.endpoint!r}, region={self._config.region!r}, "
+                f"credentials={self._credentials!r})")
+
+    @property
+    def config(self) -> CloudConfig:
+        return self._config
+
+    def with_credentials(self, secret_id: str, secret_key: str,
+                         session_token: str | None = None) -> "CfsClient":
+        """A client using these credentials (e.g. CSI request secrets) that shares this
+        client's rate limiters and waiters."""
+        return CfsClient(self._config, _shared=self._shared,
+                         _credentials=StaticCredentials(secret_id, secret_key, session_token))
+
+    # ---- the one call path -------------------------------------------------------------
+
+    def call(self, action: str, params: dict | None = None) -> dict:
+        """Call `action` and return the reply's "Response" object (includes "RequestId").
+
+        Raises `CfsError` (a subclass chosen by code) once the retry policy gives up.
+        """
+        params = params or {}
+        started = time.monotonic()
+        deadline = started + self._config.retry_deadline
+        attempt = 0
+        credentials_reloaded = False
+        try:
+            while True:
+                self._shared.limits.acquire(action)
+                try:
+                    reply = self._send(action, params)
+                except CfsError as err:
+                    metrics.CALLS.labels(action, err.code).inc()
+                    if isinstance(err, CfsThrottled):
+                        metrics.THROTTLED.labels(action).inc()
+                    if (isinstance(err, CfsAuthError) and not credentials_reloaded
+                            and self._credentials is not None and self._credentials.refresh()):
+                        # The Secret was rotated between our check and the server's: once more.
+                        credentials_reloaded = True
+                        continue
+                    delay = self._backoff.delay(attempt)
+                    if not is_retryable(action, err) or time.monotonic() + delay > deadline:
+                        log.info("cfs call %s failed after %d attempt(s): %s",
+                                 action, attempt + 1, err)
+                        raise
+                    log.debug("cfs call %s attempt %d: %s; retrying in %.3fs",
+                              action, attempt + 1, err, delay)
+                    metrics.RETRIES.labels(action).inc()
+                    attempt += 1
+                    time.sleep(delay)
+                    continue
+                metrics.CALLS.labels(action, "OK").inc()
+                log.debug("cfs call %s ok (RequestId %s, %d attempt(s))",
+                          action, reply.get("RequestId"), attempt + 1)
+                return reply
+        finally:
+            metrics.CALL_SECONDS.labels(action).observe(time.monotonic() - started)
+
+    def _sdk(self) -> SdkCfsClient:
+        sdk = getattr(self._local, "sdk", None)
+        if sdk is None:
+            http = HttpProfile(endpoint=self._config.host, protocol=self._config.scheme,
+                               reqTimeout=self._config.request_timeout)
+            # No SDK retryer: retries are ours, so they go through the rate limiter.
+            sdk = SdkCfsClient(self._credentials, self._config.region,
+                               ClientProfile(httpProfile=http))
+            self._local.sdk = sdk
+        return sdk
+
+    def _send(self, action: str, params: dict) -> dict:
+        """One signed HTTP request. Errors are built outside the `except` block so no SDK or
+        requests object (which carries the signed headers) stays attached to them."""
+        if self._credentials is None:
+            raise CfsAuthError(
+                "AuthFailure.MissingCredentials",
+                "no credentials configured: set TENCENTCLOUD_SECRET_ID and "
+                "TENCENTCLOUD_SECRET_KEY or CFS_CREDENTIALS_DIR")
+        failure: CfsError | None = None
+        try:
+            body = self._sdk().call_json(action, params)
+        except TencentCloudSDKException as exc:
+            failure = self._error_from_sdk(exc)
+        except ValueError as exc:                # reply body was not JSON
+            failure = CfsNetworkError("ServerNetworkError", f"unreadable reply: {exc}")
+        if failure is not None:
+            raise failure
+        response = body.get("Response") if isinstance(body, dict) else None
+        if not isinstance(response, dict):
+            raise CfsNetworkError("ServerNetworkError", "reply has no Response object")
+        if "Error" in response:                  # an error the SDK did not recognise
+            error = response["Error"]
+            raise error_for(str(error.get("Code")), self._scrub(str(error.get("Message", ""))),
+                            response.get("RequestId"))
+        return response
+
+    def _error_from_sdk(self, exc: TencentCloudSDKException) -> CfsError:
+        code = exc.code or "ClientError"
+        message = exc.message
+        if isinstance(message, bytes):
+            message = message.decode("utf-8", "replace")
+        err = error_for(code, self._scrub(str(message or "")), exc.requestId)
+        if isinstance(err, CfsNetworkError):
+            err.maybe_sent = not _never_sent(exc)
+        return err
+
+    def _scrub(self, text: str) -> str:
+        if self._credentials is None:
+            return scrub(text, ())
+        try:
+            _, key, token = self._credentials.get_credential_info()
+        except CfsError:
+            return scrub(text, ())
+        return scrub(text, (key, token))
+
+    # ---- pagination and lookups --------------------------------------------------------
+
+    def _paginate(self, action: str, items_key: str, params: dict) -> Iterator[dict]:
+        """Offset/Limit pages until TotalCount items were seen (or, without a TotalCount, a
+        short page). A server that caps Limit below ours still gets paged to the end."""
+        offset = int(params.pop("Offset", 0))
+        limit = int(params.pop("Limit", PAGE_SIZE))
+        while True:
+            reply = self.call(action, {**params, "Offset": offset, "Limit": limit})
+            page = reply.get(items_key) or []
+            yield from page
+            offset += len(page)
+            total = reply.get("TotalCount")
+            if not page or (offset >= total if total is not None else len(page) < limit):
+                return
+
+    def iter_file_systems(self, **params) -> Iterator[dict]:
+        """FileSystemInfo dicts of DescribeCfsFileSystems, all pages."""
+        return self._paginate("DescribeCfsFileSystems", "FileSystems", params)
+
+    def find_file_system_by_name(self, fs_name: str) -> dict | None:
+        """The file system whose FsName (or CreationToken) is `fs_name`, if any.
+
+        Filters server-side by CreationToken (the docs' "用户自定义名称") and checks the name
+        again here, so a server that ignores the filter still gives the right answer."""
+        for info in self.iter_file_systems(CreationToken=fs_name):
+            if fs_name in (info.get("FsName"), info.get("CreationToken")):
+                return info
+        return None
+
+    def mount_targets(self, fs_id: str) -> list[dict]:
+        return self.call("DescribeMountTargets", {"FileSystemId": fs_id}).get("MountTargets") or []
+
+    def iter_snapshots(self, **params) -> Iterator[dict]:
+        """SnapshotInfo dicts of DescribeCfsSnapshots, all pages."""
+        return self._paginate("DescribeCfsSnapshots", "Snapshots", params)
+
+    def find_snapshot_by_name(self, name: str, file_system_id: str | None = None) -> dict | None:
+        params = {"FileSystemId": file_system_id} if file_system_id else {}
+        for snap in self.iter_snapshots(**params):
+            if snap.get("SnapshotName") == name:
+                return snap
+        return None
+
+    # ---- waiters -----------------------------------------------------------------------
+
+    def _account(self) -> str | None:
+        return getattr(self._credentials, "secret_id", None)
+
+    def wait_file_system_available(self, fs_id: str, timeout: float = 300.0) -> dict:
+        """FileSystemInfo once `available`; raises FileSystemCreateFailed, CfsNotFound or
+        WaitTimeout. Concurrent waiters share one DescribeCfsFileSystems per interval."""
+        return self._shared.waiter(FILE_SYSTEMS, self._account()).wait(self, fs_id, timeout)
+
+    def wait_snapshot_available(self, snapshot_id: str, timeout: float = 300.0) -> dict:
+        """SnapshotInfo once `available`; raises SnapshotCreateFailed, CfsNotFound or
+        WaitTimeout. Concurrent waiters share one DescribeCfsSnapshots per interval."""
+        return self._shared.waiter(SNAPSHOTS, self._account()).wait(self, snapshot_id, timeout)
+
+
+def _fetch(client: CfsClient, ids: frozenset[str], id_param: str, id_key: str,
+           iterate) -> dict[str, dict]:
+    """One id: describe just it. Several: list everything (one call per page) and pick."""
+    if len(ids) == 1:
+        (only,) = ids
+        try:
+            return {item[id_key]: item for item in iterate(client, **{id_param: only})
+                    if item.get(id_key) == only}
+        except CfsNotFound:
+            return {}
+    return {item[id_key]: item for item in iterate(client) if item.get(id_key) in ids}
+
+
+def _fetch_file_systems(client: CfsClient, ids: frozenset[str]) -> dict[str, dict]:
+    return _fetch(client, ids, "FileSystemId", "FileSystemId", CfsClient.iter_file_systems)
+
+
+def _fetch_snapshots(client: CfsClient, ids: frozenset[str]) -> dict[str, dict]:
+    return _fetch(client, ids, "SnapshotId", "SnapshotId", CfsClient.iter_snapshots)
+
+
+def _classify_file_system(info: dict) -> str:
+    state = info.get("LifeCycleState")
+    return DONE if state == FS_AVAILABLE else FAILED if state == FS_CREATE_FAILED else PENDING
+
+
+def _classify_snapshot(info: dict) -> str:
+    state = info.get("Status")
+    return (DONE if state == SNAPSHOT_AVAILABLE
+            else FAILED if state in SNAPSHOT_FAILED_STATES else PENDING)
+
+
+FILE_SYSTEMS = ResourceKind(
+    name="file system",
+    not_found_code="ResourceNotFound.FileSystemNotFound",
+    fetch=_fetch_file_systems,
+    classify=_classify_file_system,
+    failure=lambda info: FileSystemCreateFailed(
+        f"file system {info.get('FileSystemId')} is {info.get('LifeCycleState')}"),
+)
+SNAPSHOTS = ResourceKind(
+    name="snapshot",
+    not_found_code="ResourceNotFound.SnapNotExist",
+    fetch=_fetch_snapshots,
+    classify=_classify_snapshot,
+    failure=lambda info: SnapshotCreateFailed(
+        f"snapshot {info.get('SnapshotId')} is {info.get('Status')}"),
+)

@@ -1,0 +1,126 @@
+"""`CloudConfig`: where the CFS API is, which region, which credentials, and client tuning."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from types import MappingProxyType
+from urllib.parse import urlsplit
+
+from cfs_cloud.credentials import FileCredentials, StaticCredentials
+
+DEFAULT_ENDPOINT = "cfs.api3.finance.cloud.tencent.com"   # cfs-docs.txt "接口请求域名"
+DEFAULT_REGION = "ap-shanghai-fsi"
+
+ENV_SECRET_ID = "TENCENTCLOUD_SECRET_ID"
+ENV_SECRET_KEY = "TENCENTCLOUD_SECRET_KEY"
+ENV_SESSION_TOKEN = "TENCENTCLOUD_SESSION_TOKEN"
+ENV_CREDENTIALS_DIR = "CFS_CREDENTIALS_DIR"
+ENV_ENDPOINT = "CFS_ENDPOINT"
+ENV_REGION = "TENCENTCLOUD_REGION"
+
+
+class CloudConfigError(ValueError):
+    """The configuration itself is unusable (bad endpoint, bad tuning value)."""
+
+
+def split_endpoint(endpoint: str) -> tuple[str, str]:
+    """(scheme, host[:port]) from `host`, `host:port` or `http(s)://host[:port]`.
+
+    A bare host means https, as the docs require for the real service.
+    """
+    endpoint = endpoint.strip()
+    if "://" not in endpoint:
+        endpoint = "https://" + endpoint
+    parts = urlsplit(endpoint)
+    if parts.scheme not in ("http", "https"):
+        raise CloudConfigError(
+            f"endpoint {endpoint!r}: scheme must be http or https, got {parts.scheme!r}")
+    if not parts.hostname or parts.path not in ("", "/") or parts.query:
+        raise CloudConfigError(
+            f"endpoint {endpoint!r}: expected host, host:port or http(s)://host[:port]")
+    try:
+        parts.port
+    except ValueError as exc:
+        raise CloudConfigError(f"endpoint {endpoint!r}: invalid port") from exc
+    return parts.scheme, parts.netloc
+
+
+@dataclasses.dataclass(frozen=True)
+class CloudConfig:
+    """Everything a `CfsClient` needs. Secrets are excluded from the repr.
+
+    Credentials: `credentials_dir` (a mounted Secret, re-read on change) wins over
+    `secret_id`/`secret_key`. With neither, the client fails each call with `CfsAuthError`
+    (the CSI node needs no credentials, so building a config never requires them).
+    """
+
+    endpoint: str = DEFAULT_ENDPOINT
+    region: str = DEFAULT_REGION
+    secret_id: str | None = None
+    secret_key: str | None = dataclasses.field(default=None, repr=False)
+    session_token: str | None = dataclasses.field(default=None, repr=False)
+    credentials_dir: str | None = None
+    # Per-action calls/second overriding the documented defaults (0 = no client-side limit).
+    rate_limits: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    # Fraction of each limit kept in reserve against clock skew and network jitter.
+    rate_limit_margin: float = 0.1
+    # Retries stop when the next attempt would start after this many seconds.
+    retry_deadline: float = 30.0
+    retry_base_delay: float = 0.05
+    retry_max_delay: float = 2.0
+    request_timeout: float = 30.0
+    # Waiters poll soon after a create, then back off to this interval.
+    poll_min_interval: float = 0.05
+    poll_max_interval: float = 0.5
+
+    def __post_init__(self):
+        split_endpoint(self.endpoint)
+        object.__setattr__(self, "rate_limits", MappingProxyType(dict(self.rate_limits)))
+        for action, limit in self.rate_limits.items():
+            if limit < 0:
+                raise CloudConfigError(f"rate_limits[{action!r}] must be >= 0, got {limit}")
+        if not 0 <= self.rate_limit_margin < 1:
+            raise CloudConfigError(
+                f"rate_limit_margin must be in [0, 1), got {self.rate_limit_margin}")
+        for name in ("retry_deadline", "retry_base_delay", "retry_max_delay", "request_timeout",
+                     "poll_min_interval", "poll_max_interval"):
+            if getattr(self, name) <= 0:
+                raise CloudConfigError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.poll_min_interval > self.poll_max_interval:
+            raise CloudConfigError("poll_min_interval must be <= poll_max_interval")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "CloudConfig":
+        """Build from the shared environment variables (docs/ARCHITECTURE.md)."""
+        env = os.environ if environ is None else environ
+        values = {
+            "endpoint": env.get(ENV_ENDPOINT) or DEFAULT_ENDPOINT,
+            "region": env.get(ENV_REGION) or DEFAULT_REGION,
+            "secret_id": (env.get(ENV_SECRET_ID) or "").strip() or None,
+            "secret_key": (env.get(ENV_SECRET_KEY) or "").strip() or None,
+            "session_token": (env.get(ENV_SESSION_TOKEN) or "").strip() or None,
+            "credentials_dir": env.get(ENV_CREDENTIALS_DIR) or None,
+        }
+        values.update(overrides)
+        return cls(**values)
+
+    @property
+    def scheme(self) -> str:
+        return split_endpoint(self.endpoint)[0]
+
+    @property
+    def host(self) -> str:
+        """host[:port] as the SDK wants it (it signs `Host` with the port)."""
+        return split_endpoint(self.endpoint)[1]
+
+    def has_credentials(self) -> bool:
+        return bool(self.credentials_dir or (self.secret_id and self.secret_key))
+
+    def credential_provider(self) -> StaticCredentials | FileCredentials | None:
+        if self.credentials_dir:
+            return FileCredentials(self.credentials_dir)
+        if self.secret_id and self.secret_key:
+            return StaticCredentials(self.secret_id, self.secret_key, self.session_token)
+        return None

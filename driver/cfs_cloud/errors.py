@@ -1,0 +1,178 @@
+"""Typed CFS API errors and the one table that maps them to gRPC status codes.
+
+Error codes are the vendor's (cfs-docs.txt "公共错误码" and each action's "错误码" list). The
+class of an error is chosen from its code, so callers can `except CfsNotFound` instead of
+comparing strings; the original code, message and RequestId are always kept.
+"""
+
+from __future__ import annotations
+
+import grpc
+
+# Codes the SDK itself produces when no CFS reply was parsed (transport failures).
+SDK_NETWORK_CODES = frozenset({"ClientNetworkError", "ServerNetworkError"})
+
+
+class CfsError(Exception):
+    """A failed CFS API call (after the retry policy gave up).
+
+    `str(err)` is "<code>: <message> (RequestId <id>)". Messages are scrubbed of secrets by the
+    client before an error is built, so an error is always safe to log or return to a caller.
+    """
+
+    def __init__(self, code: str, message: str = "", request_id: str | None = None):
+        super().__init__(code, message, request_id)
+        self.code = code
+        self.message = message
+        self.request_id = request_id
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message} (RequestId {self.request_id or '-'})"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.code!r}, {self.message!r}, {self.request_id!r})"
+
+
+class CfsNotFound(CfsError):
+    """ResourceNotFound*: the file system, group, rule or snapshot does not exist."""
+
+
+class CfsInvalidParameter(CfsError):
+    """InvalidParameter*, MissingParameter, UnknownParameter: the request can never succeed."""
+
+
+class CfsAuthError(CfsError):
+    """AuthFailure*, UnauthorizedOperation*, or no usable credentials."""
+
+
+class CfsThrottled(CfsError):
+    """RequestLimitExceeded*: the server's per-action rate limit."""
+
+
+class CfsInternalError(CfsError):
+    """InternalError*: a server-side failure, usually transient."""
+
+
+class CfsResourceExhausted(CfsError):
+    """ResourceInsufficient*, LimitExceeded*: quota or capacity reached."""
+
+
+class CfsInUse(CfsError):
+    """FailedOperation.PgroupInUse, ResourceInUse*: the resource is still referenced."""
+
+
+class CfsNetworkError(CfsError):
+    """No CFS reply: connection failure, timeout or a non-200 HTTP status.
+
+    `maybe_sent` is True when the request may have reached the server, so a non-idempotent
+    action (a create) may have taken effect even though no reply arrived.
+    """
+
+    def __init__(self, code: str, message: str = "", request_id: str | None = None,
+                 maybe_sent: bool = True):
+        super().__init__(code, message, request_id)
+        self.maybe_sent = maybe_sent
+
+
+class WaitTimeout(CfsError):
+    """A waiter gave up before the resource reached its target state."""
+
+    def __init__(self, message: str):
+        super().__init__("WaitTimeout", message)
+
+
+class FileSystemCreateFailed(CfsError):
+    """The file system reached LifeCycleState `create_failed`; it will never become available."""
+
+    def __init__(self, message: str):
+        super().__init__("FileSystemCreateFailed", message)
+
+
+class SnapshotCreateFailed(CfsError):
+    """The snapshot reached a failed status; it will never become available."""
+
+    def __init__(self, message: str):
+        super().__init__("SnapshotCreateFailed", message)
+
+
+# Code -> class. Exact codes first, then prefixes ("X*" matches X and X.<anything>).
+_CLASS_BY_CODE: tuple[tuple[str, type[CfsError]], ...] = (
+    ("FailedOperation.PgroupInUse", CfsInUse),
+    ("ResourceInUse*", CfsInUse),
+    ("ResourceNotFound*", CfsNotFound),
+    ("InvalidParameter*", CfsInvalidParameter),
+    ("InvalidParameterValue*", CfsInvalidParameter),
+    ("MissingParameter*", CfsInvalidParameter),
+    ("UnknownParameter*", CfsInvalidParameter),
+    ("AuthFailure*", CfsAuthError),
+    ("UnauthorizedOperation*", CfsAuthError),
+    ("InvalidCredential", CfsAuthError),
+    ("RequestLimitExceeded*", CfsThrottled),
+    ("InternalError*", CfsInternalError),
+    ("ResourceInsufficient*", CfsResourceExhausted),
+    ("LimitExceeded*", CfsResourceExhausted),
+)
+
+# The single CFS-code -> gRPC-status table used by the driver. Same matching rules.
+_GRPC_STATUS_BY_CODE: tuple[tuple[str, grpc.StatusCode], ...] = (
+    # Exact codes whose meaning differs from their family.
+    ("AuthFailure.UnauthorizedOperation", grpc.StatusCode.PERMISSION_DENIED),
+    ("FailedOperation.PgroupInUse", grpc.StatusCode.FAILED_PRECONDITION),
+    ("FailedOperation.MountTargetExists", grpc.StatusCode.FAILED_PRECONDITION),
+    # "being updated / being created / wrong transient state": retry later.
+    ("FailedOperation.PgroupIsUpdating", grpc.StatusCode.ABORTED),
+    ("FailedOperation.ClientTokenInUse", grpc.StatusCode.ABORTED),
+    ("InvalidParameterValue.InvalidFsStatus", grpc.StatusCode.ABORTED),
+    ("InvalidParameterValue.InvalidSnapStatus", grpc.StatusCode.ABORTED),
+    ("InvalidParameterValue.SnapSrcFsBusy", grpc.StatusCode.ABORTED),
+    ("WaitTimeout", grpc.StatusCode.ABORTED),
+    ("FileSystemCreateFailed", grpc.StatusCode.INTERNAL),
+    ("SnapshotCreateFailed", grpc.StatusCode.INTERNAL),
+    ("InvalidAction", grpc.StatusCode.UNIMPLEMENTED),
+    ("NoSuchVersion", grpc.StatusCode.UNIMPLEMENTED),
+    ("UnsupportedRegion", grpc.StatusCode.FAILED_PRECONDITION),
+    # Families.
+    ("ResourceNotFound*", grpc.StatusCode.NOT_FOUND),
+    ("InvalidParameter*", grpc.StatusCode.INVALID_ARGUMENT),
+    ("InvalidParameterValue*", grpc.StatusCode.INVALID_ARGUMENT),
+    ("MissingParameter*", grpc.StatusCode.INVALID_ARGUMENT),
+    ("UnknownParameter*", grpc.StatusCode.INVALID_ARGUMENT),
+    ("ResourceInsufficient*", grpc.StatusCode.RESOURCE_EXHAUSTED),
+    ("LimitExceeded*", grpc.StatusCode.RESOURCE_EXHAUSTED),
+    ("ResourceInUse*", grpc.StatusCode.FAILED_PRECONDITION),
+    ("UnsupportedOperation*", grpc.StatusCode.FAILED_PRECONDITION),
+    ("UnauthorizedOperation*", grpc.StatusCode.PERMISSION_DENIED),
+    ("AuthFailure*", grpc.StatusCode.UNAUTHENTICATED),
+    ("InvalidCredential", grpc.StatusCode.UNAUTHENTICATED),
+    ("RequestLimitExceeded*", grpc.StatusCode.UNAVAILABLE),
+    ("InternalError*", grpc.StatusCode.UNAVAILABLE),
+    ("ResourceUnavailable*", grpc.StatusCode.UNAVAILABLE),
+    ("ClientNetworkError", grpc.StatusCode.UNAVAILABLE),
+    ("ServerNetworkError", grpc.StatusCode.UNAVAILABLE),
+)
+
+
+def _matches(pattern: str, code: str) -> bool:
+    if pattern.endswith("*"):
+        family = pattern[:-1]
+        return code == family or code.startswith(family + ".")
+    return code == pattern
+
+
+def _lookup(table, code: str, default):
+    for pattern, value in table:
+        if _matches(pattern, code):
+            return value
+    return default
+
+
+def error_for(code: str, message: str = "", request_id: str | None = None) -> CfsError:
+    """The typed error for a CFS (or SDK transport) error code."""
+    if code in SDK_NETWORK_CODES:
+        return CfsNetworkError(code, message, request_id)
+    return _lookup(_CLASS_BY_CODE, code, CfsError)(code, message, request_id)
+
+
+def grpc_status_for(err: CfsError) -> grpc.StatusCode:
+    """The gRPC status a CSI call should answer with for this CFS error."""
+    return _lookup(_GRPC_STATUS_BY_CODE, err.code, grpc.StatusCode.INTERNAL)

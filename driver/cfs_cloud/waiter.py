@@ -1,0 +1,161 @@
+"""Coalesced waiting: N threads waiting for N resources share one describe call per interval.
+
+Leader-waiter scheme, no background thread: every waiter registers its resource id; whenever a
+poll is due and none is running, one waiter (the leader) fetches *all* registered ids in one
+describe call, publishes the results and wakes everybody. Each id has its own adaptive interval
+(start at `min_interval` right after registration, double up to `max_interval`); a poll happens
+when the earliest id is due, and serves every id.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections.abc import Callable
+
+from cfs_cloud.errors import CfsError, CfsNotFound, WaitTimeout
+
+PENDING, DONE, FAILED = "pending", "done", "failed"
+
+# A list call may lag a create briefly; an id absent from this many polls in a row is gone.
+MISSING_POLLS_BEFORE_NOT_FOUND = 3
+
+
+@dataclasses.dataclass
+class _Watch:
+    waiters: int
+    interval: float
+    next_due: float
+    missing_polls: int = 0
+
+
+@dataclasses.dataclass
+class _Result:
+    polled_at: float
+    item: dict | None = None
+    error: CfsError | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ResourceKind:
+    """How to poll and judge one kind of resource."""
+
+    name: str                                   # "file system", "snapshot" (for messages)
+    not_found_code: str                         # e.g. ResourceNotFound.FileSystemNotFound
+    fetch: Callable[[object, frozenset[str]], dict[str, dict]]  # (client, ids) -> {id: item}
+    classify: Callable[[dict], str]             # item -> PENDING | DONE | FAILED
+    failure: Callable[[dict], CfsError]         # item -> error raised for FAILED
+
+
+class CoalescingWaiter:
+    """Waiters for one resource kind under one account; share one instance per process."""
+
+    def __init__(self, kind: ResourceKind, min_interval: float, max_interval: float,
+                 clock: Callable[[], float] = time.monotonic):
+        self.kind = kind
+        self._min = min_interval
+        self._max = max_interval
+        self._clock = clock
+        self._cond = threading.Condition()
+        self._watches: dict[str, _Watch] = {}
+        self._results: dict[str, _Result] = {}
+        self._polling = False
+
+    def wait(self, client, resource_id: str, timeout: float) -> dict:
+        """Block until `resource_id` is DONE (return its item) or raise.
+
+        Raises the kind's failure error, `CfsNotFound`, the poll's `CfsError`, or `WaitTimeout`.
+        `client` is used for the describe call when this waiter happens to lead a poll.
+        """
+        registered_at = self._clock()
+        self._register(resource_id, registered_at)
+        try:
+            return self._wait_registered(client, resource_id, registered_at, timeout)
+        finally:
+            self._unregister(resource_id)
+
+    def _register(self, resource_id: str, now: float) -> None:
+        with self._cond:
+            watch = self._watches.get(resource_id)
+            if watch is None:
+                self._watches[resource_id] = _Watch(1, self._min, now + self._min)
+            else:
+                watch.waiters += 1
+                # A new waiter is a sign something just changed: look again soon.
+                watch.interval = self._min
+                watch.next_due = min(watch.next_due, now + self._min)
+            self._cond.notify_all()
+
+    def _unregister(self, resource_id: str) -> None:
+        with self._cond:
+            watch = self._watches[resource_id]
+            watch.waiters -= 1
+            if watch.waiters == 0:
+                del self._watches[resource_id]
+                self._results.pop(resource_id, None)
+
+    def _wait_registered(self, client, resource_id, last_seen, timeout) -> dict:
+        deadline = last_seen + timeout
+        while True:
+            with self._cond:
+                result = self._results.get(resource_id)
+                if result is not None and result.polled_at >= last_seen:
+                    last_seen = result.polled_at + 1e-9
+                    outcome = self._judge(resource_id, result)
+                    if outcome is not None:
+                        return outcome
+                now = self._clock()
+                if now >= deadline:
+                    raise WaitTimeout(f"{self.kind.name} {resource_id} did not become "
+                                      f"available within {timeout:g}s")
+                due = min(w.next_due for w in self._watches.values())
+                if self._polling or now < due:
+                    wake = deadline if self._polling else min(deadline, due)
+                    self._cond.wait(max(0.0, wake - now))
+                    continue
+                self._polling = True
+                ids = frozenset(self._watches)
+                polled_at = now
+            self._lead_poll(client, ids, polled_at)
+
+    def _judge(self, resource_id: str, result: _Result) -> dict | None:
+        """Return the item when done, raise on failure, None to keep waiting."""
+        if result.error is not None:
+            raise result.error
+        if result.item is None:
+            if self._watches[resource_id].missing_polls >= MISSING_POLLS_BEFORE_NOT_FOUND:
+                raise CfsNotFound(self.kind.not_found_code,
+                                  f"{self.kind.name} {resource_id} does not exist")
+            return None
+        state = self.kind.classify(result.item)
+        if state == DONE:
+            return result.item
+        if state == FAILED:
+            raise self.kind.failure(result.item)
+        return None
+
+    def _lead_poll(self, client, ids: frozenset[str], polled_at: float) -> None:
+        items: dict[str, dict] = {}
+        error: CfsError | None = None
+        try:
+            items = self.kind.fetch(client, ids)
+        except CfsError as exc:
+            error = exc
+        finally:
+            with self._cond:
+                self._polling = False
+                self._publish(ids, items, error, polled_at)
+                self._cond.notify_all()
+
+    def _publish(self, ids, items, error, polled_at) -> None:
+        finished = self._clock()
+        for resource_id in ids:
+            watch = self._watches.get(resource_id)
+            if watch is None:
+                continue
+            item = items.get(resource_id)
+            watch.missing_polls = 0 if item is not None or error else watch.missing_polls + 1
+            self._results[resource_id] = _Result(polled_at, item, error)
+            watch.interval = min(self._max, watch.interval * 2)
+            watch.next_due = finished + watch.interval

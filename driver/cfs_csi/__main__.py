@@ -1,0 +1,3 @@
+from cfs_csi.main import main
+
+raise SystemExit(main())

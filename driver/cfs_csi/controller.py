@@ -1,0 +1,467 @@
+"""CSI Controller service: request validation, locking and responses.
+
+Each RPC validates its request first (INVALID_ARGUMENT names the field), takes a try-lock on
+the volume name or id (a concurrent call for the same object gets ABORTED at once), then hands
+the work to the module that owns it: filesystems.py (one file system per volume), subdir.py
+(directories of a shared file system), snapshots.py, pgroups.py (managed permission groups).
+Errors become statuses in rpc_errors.py. The controller keeps no state: volume ids carry what
+later calls need (volume_id.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import grpc
+from cfs_cloud import CfsClient, CloudConfig
+from cfs_cloud.errors import CfsNotFound
+
+from cfs_csi import params, snapshots, subdir
+from cfs_csi.config import DriverConfig
+from cfs_csi.csipb import csi_pb2, csi_pb2_grpc
+from cfs_csi.filesystems import GIB, FileSystems, ProvisionRequest, mount_target, size_limit_gb
+from cfs_csi.locks import KeyLocks
+from cfs_csi.mount_options import nfs_mount_options
+from cfs_csi.mounter import Mounter
+from cfs_csi.node import TOPOLOGY_ZONE_KEY
+from cfs_csi.pgroups import ManagedGroups
+from cfs_csi.rpc_errors import ControllerError, abort_on_error, invalid
+from cfs_csi.subdir import LocalShareAccess, MountedShareAccess, ShareAccess
+from cfs_csi.volume_id import FilesystemVolume, MalformedVolumeId, Share, SubdirVolume, decode
+
+log = logging.getLogger(__name__)
+
+SECRET_ID_KEY = "secretId"
+SECRET_KEY_KEY = "secretKey"
+PAGE_SIZE = 100
+SUPPORTED_FS_TYPES = ("", "nfs", "nfs4")
+
+_RPC = csi_pb2.ControllerServiceCapability.RPC
+CAPABILITIES = csi_pb2.ControllerGetCapabilitiesResponse(capabilities=[
+    csi_pb2.ControllerServiceCapability(rpc=_RPC(type=kind)) for kind in (
+        _RPC.CREATE_DELETE_VOLUME, _RPC.CREATE_DELETE_SNAPSHOT, _RPC.LIST_SNAPSHOTS,
+        _RPC.GET_SNAPSHOT, _RPC.CLONE_VOLUME, _RPC.EXPAND_VOLUME, _RPC.LIST_VOLUMES,
+        _RPC.GET_VOLUME, _RPC.VOLUME_CONDITION)])
+_UNKNOWN_MODE = csi_pb2.VolumeCapability.AccessMode.UNKNOWN
+
+
+def check_capabilities(capabilities, vers: str = "4") -> None:
+    """Mount access in any mode (NFS is RWX); block is impossible on a file share."""
+    if not capabilities:
+        raise invalid("volume_capabilities missing in request")
+    for index, capability in enumerate(capabilities):
+        field = f"volume_capabilities[{index}]"
+        if capability.HasField("block"):
+            raise invalid(f"{field}: block access is not supported (CFS volumes are NFS file "
+                          "systems); use access_type mount")
+        if not capability.HasField("mount"):
+            raise invalid(f"{field}: access_type missing (allowed: mount)")
+        if capability.access_mode.mode == _UNKNOWN_MODE:
+            raise invalid(f"{field}: access_mode missing or UNKNOWN")
+        if capability.mount.fs_type not in SUPPORTED_FS_TYPES:
+            raise invalid(f"{field}: fs_type {capability.mount.fs_type!r} is not supported "
+                          f"(allowed: empty, nfs, nfs4)")
+        nfs_mount_options(vers, capability.mount.mount_flags)
+
+
+def page_offset(token: str) -> int:
+    """Pagination tokens are decimal offsets; anything else was not issued by us."""
+    if not token:
+        return 0
+    if not token.isdigit():
+        raise ControllerError(grpc.StatusCode.ABORTED, f"starting_token {token!r} is not valid")
+    return int(token)
+
+
+def volume_condition(info: dict) -> csi_pb2.VolumeCondition:
+    state = info.get("LifeCycleState", "unknown")
+    return csi_pb2.VolumeCondition(abnormal=state != "available",
+                                   message=f"file system {info['FileSystemId']} is {state}")
+
+
+def _missing(field: str) -> ControllerError:
+    return invalid(f"{field} missing in request")
+
+
+class ControllerServicer(csi_pb2_grpc.ControllerServicer):
+    def __init__(self, client: CfsClient, share_access: ShareAccess, *, zone: str = "",
+                 default_allowed_clients: tuple[str, ...] = (), create_timeout: float = 120.0):
+        self.client = client
+        self.shares = share_access
+        self.zone = zone
+        self.default_allowed_clients = ",".join(default_allowed_clients)
+        self.create_timeout = create_timeout
+        self.locks = KeyLocks()
+        self.groups = ManagedGroups()
+        self.file_systems = FileSystems(self.groups, create_timeout)
+
+    # ---- helpers -----------------------------------------------------------------------
+
+    def readiness_check(self) -> None:
+        """For Probe: one cheap signed call proves endpoint, region and credentials."""
+        self.client.call("DescribeCfsServiceStatus")
+
+    def _client(self, secrets) -> CfsClient:
+        """Request secrets (`secretId`/`secretKey`) override the process credentials."""
+        secret_id, secret_key = secrets.get(SECRET_ID_KEY, ""), secrets.get(SECRET_KEY_KEY, "")
+        if not secret_id and not secret_key:
+            return self.client
+        if not (secret_id and secret_key):
+            raise invalid(f"secrets: give both {SECRET_ID_KEY} and {SECRET_KEY_KEY}, or neither")
+        return self.client.with_credentials(secret_id.strip(), secret_key.strip())
+
+    def _zone(self, fs_params: params.FilesystemParams, requirements) -> str:
+        if fs_params.zone:
+            return fs_params.zone
+        for topology in (*requirements.preferred, *requirements.requisite):
+            if topology.segments.get(TOPOLOGY_ZONE_KEY):
+                return topology.segments[TOPOLOGY_ZONE_KEY]
+        if self.zone:
+            return self.zone
+        raise invalid(f"no zone: set the StorageClass parameter {params.ZONE}, a topology "
+                      f"requirement on {TOPOLOGY_ZONE_KEY}, or the driver's --zone")
+
+    def _existing_fs(self, client: CfsClient, volume_id: str) -> tuple[FilesystemVolume | SubdirVolume, dict | None]:
+        """Decode and look up a volume; NOT_FOUND when either fails."""
+        try:
+            volume = decode(volume_id)
+        except MalformedVolumeId as err:
+            raise ControllerError(grpc.StatusCode.NOT_FOUND, f"volume {volume_id} not found: {err}") from None
+        if isinstance(volume, SubdirVolume):
+            return volume, None
+        info = self.file_systems.describe(client, volume.file_system_id)
+        if info is None:
+            raise ControllerError(grpc.StatusCode.NOT_FOUND,
+                                  f"volume {volume_id}: file system {volume.file_system_id} does not exist")
+        return volume, info
+
+    def _subdir_exists(self, volume: SubdirVolume) -> bool:
+        with self.shares.open(volume.share) as root:
+            return subdir.directory_exists(root, volume.path)
+
+    # ---- capabilities ------------------------------------------------------------------
+
+    def ControllerGetCapabilities(self, request, context):
+        return CAPABILITIES
+
+    # ---- CreateVolume ------------------------------------------------------------------
+
+    def CreateVolume(self, request, context):
+        with abort_on_error(context):
+            if not request.name:
+                raise _missing("name")
+            mode = params.provisioning_mode(request.parameters)
+            client = self._client(request.secrets)
+            with self.locks.hold_or_abort(context, request.name):
+                if mode == params.MODE_SUBDIR:
+                    volume = self._create_subdir(client, request)
+                else:
+                    volume = self._create_filesystem(client, request)
+            return csi_pb2.CreateVolumeResponse(volume=volume)
+
+    def _create_filesystem(self, client: CfsClient, request) -> csi_pb2.Volume:
+        fs_params = params.parse_filesystem(request.parameters, self.default_allowed_clients)
+        check_capabilities(request.volume_capabilities, fs_params.vers)
+        nfs_mount_options(fs_params.vers, [fs_params.mount_options])
+        size_gb = size_limit_gb(request.capacity_range.required_bytes,
+                                request.capacity_range.limit_bytes)
+        zone = self._zone(fs_params, request.accessibility_requirements)
+        provision = ProvisionRequest(request.name, fs_params, zone, size_gb,
+                                     request.capacity_range.limit_bytes)
+        source = request.volume_content_source
+        clone_of = None
+        if source.HasField("snapshot"):
+            provision = self._from_snapshot(client, provision, source.snapshot.snapshot_id)
+        elif source.HasField("volume"):
+            clone_of = self._clone_source(client, source.volume.volume_id)
+            if self.file_systems.find_by_name(client, provision.fs_name) is None:
+                snapshot_id = snapshots.temporary_for_clone(client, request.name, clone_of,
+                                                            self.create_timeout)
+                provision = dataclasses.replace(provision, snapshot_id=snapshot_id)
+        info = self.file_systems.provision(client, provision)
+        if clone_of:
+            snapshots.drop_clone_snapshot(client, request.name)
+        limit_gb = info.get("SizeLimit") or size_gb
+        return csi_pb2.Volume(
+            volume_id=FilesystemVolume(info["FileSystemId"], fs_params.on_delete).encode(),
+            capacity_bytes=limit_gb * GIB,
+            volume_context=self.file_systems.volume_context(client, info, fs_params),
+            content_source=source if source.ListFields() else None,
+            accessible_topology=[csi_pb2.Topology(segments={TOPOLOGY_ZONE_KEY: zone})])
+
+    @staticmethod
+    def _from_snapshot(client: CfsClient, provision: ProvisionRequest, snapshot_id: str) -> ProvisionRequest:
+        if not snapshot_id:
+            raise _missing("volume_content_source.snapshot.snapshot_id")
+        if not snapshots.is_snapshot_id(snapshot_id) or snapshots.describe(client, snapshot_id) is None:
+            raise ControllerError(grpc.StatusCode.NOT_FOUND, f"source snapshot {snapshot_id} not found")
+        return dataclasses.replace(provision, snapshot_id=snapshot_id)
+
+    def _clone_source(self, client: CfsClient, volume_id: str) -> str:
+        if not volume_id:
+            raise _missing("volume_content_source.volume.volume_id")
+        volume, _ = self._existing_fs(client, volume_id)
+        if isinstance(volume, SubdirVolume):
+            raise invalid(f"volume_content_source.volume: {volume_id} is a subdir volume; only "
+                          "filesystem-mode volumes can be cloned (CFS snapshots whole file systems)")
+        return volume.file_system_id
+
+    def _create_subdir(self, client: CfsClient, request) -> csi_pb2.Volume:
+        sub = params.parse_subdir(request.parameters)
+        check_capabilities(request.volume_capabilities, sub.vers)
+        nfs_mount_options(sub.vers, [sub.mount_options])
+        if request.volume_content_source.ListFields():
+            raise invalid("volume_content_source: subdir volumes cannot be created from a "
+                          "snapshot or another volume")
+        capacity = request.capacity_range
+        if capacity.required_bytes < 0 or capacity.limit_bytes < 0 or (
+                capacity.limit_bytes and capacity.required_bytes > capacity.limit_bytes):
+            raise invalid("capacity_range: required_bytes must be >= 0 and <= limit_bytes")
+        capacity_bytes = capacity.required_bytes or capacity.limit_bytes
+        path = params.render_subdir(sub.subdir_template, request.parameters, request.name)
+        share = Share(sub.file_system_id, sub.server, sub.fsid)
+        volume_id = SubdirVolume(share, path, sub.on_delete).encode()
+        context = {"vers": sub.vers, "path": path}
+        if sub.file_system_id:
+            target = mount_target(client, sub.file_system_id)
+            context.update(server=target["IpAddress"], fsid=target.get("FSID", ""),
+                           fileSystemId=sub.file_system_id)
+        else:
+            context.update(server=sub.server, fsid=sub.fsid)
+        if sub.mount_options:
+            context["mountOptions"] = sub.mount_options
+        with self.shares.open(share) as root:
+            subdir.create_directory(root, path, sub, capacity_bytes)
+        log.info("volume %s: directory %s on share %s", request.name, path, share)
+        return csi_pb2.Volume(volume_id=volume_id, capacity_bytes=capacity_bytes,
+                              volume_context=context)
+
+    # ---- DeleteVolume ------------------------------------------------------------------
+
+    def DeleteVolume(self, request, context):
+        with abort_on_error(context):
+            if not request.volume_id:
+                raise _missing("volume_id")
+            try:
+                volume = decode(request.volume_id)
+            except MalformedVolumeId as err:
+                log.info("DeleteVolume: %s; nothing of ours to delete", err)
+                return csi_pb2.DeleteVolumeResponse()
+            client = self._client(request.secrets)
+            with self.locks.hold_or_abort(context, request.volume_id):
+                if isinstance(volume, SubdirVolume):
+                    with self.shares.open(volume.share) as root:
+                        subdir.delete_directory(root, volume.path, volume.on_delete)
+                elif volume.on_delete == params.ON_DELETE_RETAIN:
+                    self.file_systems.release(client, volume.file_system_id)
+                else:
+                    self.file_systems.delete(client, volume.file_system_id)
+            return csi_pb2.DeleteVolumeResponse()
+
+    # ---- expand / get / validate / list -------------------------------------------------
+
+    def ControllerExpandVolume(self, request, context):
+        with abort_on_error(context):
+            if not request.volume_id:
+                raise _missing("volume_id")
+            if not request.HasField("capacity_range"):
+                raise _missing("capacity_range")
+            if request.HasField("volume_capability"):
+                check_capabilities([request.volume_capability])
+            required, limit = request.capacity_range.required_bytes, request.capacity_range.limit_bytes
+            size_gb = size_limit_gb(required, limit)
+            client = self._client(request.secrets)
+            with self.locks.hold_or_abort(context, request.volume_id):
+                volume, info = self._existing_fs(client, request.volume_id)
+                if isinstance(volume, SubdirVolume):
+                    capacity = self._expand_subdir(volume, required or limit)
+                else:
+                    capacity = self.file_systems.expand(client, volume.file_system_id, size_gb) * GIB
+            return csi_pb2.ControllerExpandVolumeResponse(capacity_bytes=capacity,
+                                                          node_expansion_required=False)
+
+    def _expand_subdir(self, volume: SubdirVolume, capacity_bytes: int) -> int:
+        """No directory quotas in CFS: record the size so it is reported, enforce nothing."""
+        with self.shares.open(volume.share) as root:
+            if not subdir.directory_exists(root, volume.path):
+                raise ControllerError(grpc.StatusCode.NOT_FOUND,
+                                      f"volume {volume.encode()}: directory does not exist")
+            subdir.record_capacity(root, volume.path, capacity_bytes)
+        return capacity_bytes
+
+    def ControllerGetVolume(self, request, context):
+        with abort_on_error(context):
+            if not request.volume_id:
+                raise _missing("volume_id")
+            volume, info = self._existing_fs(self.client, request.volume_id)
+            if isinstance(volume, SubdirVolume):
+                with self.shares.open(volume.share) as root:
+                    if not subdir.directory_exists(root, volume.path):
+                        raise ControllerError(grpc.StatusCode.NOT_FOUND,
+                                              f"volume {request.volume_id}: directory does not exist")
+                    capacity = subdir.recorded_capacity(root, volume.path)
+                return csi_pb2.ControllerGetVolumeResponse(
+                    volume=csi_pb2.Volume(volume_id=request.volume_id, capacity_bytes=capacity),
+                    status=csi_pb2.ControllerGetVolumeResponse.VolumeStatus(
+                        volume_condition=csi_pb2.VolumeCondition(abnormal=False, message="directory exists")))
+            return csi_pb2.ControllerGetVolumeResponse(
+                volume=self._volume_of(info, request.volume_id),
+                status=csi_pb2.ControllerGetVolumeResponse.VolumeStatus(
+                    volume_condition=volume_condition(info)))
+
+    @staticmethod
+    def _volume_of(info: dict, volume_id: str | None = None) -> csi_pb2.Volume:
+        topology = [csi_pb2.Topology(segments={TOPOLOGY_ZONE_KEY: info["Zone"]})] if info.get("Zone") else []
+        return csi_pb2.Volume(
+            volume_id=volume_id or FilesystemVolume(info["FileSystemId"]).encode(),
+            capacity_bytes=(info.get("SizeLimit") or 0) * GIB, accessible_topology=topology)
+
+    def ValidateVolumeCapabilities(self, request, context):
+        with abort_on_error(context):
+            if not request.volume_id:
+                raise _missing("volume_id")
+            if not request.volume_capabilities:
+                raise _missing("volume_capabilities")
+            client = self._client(request.secrets)
+            volume, _ = self._existing_fs(client, request.volume_id)
+            if isinstance(volume, SubdirVolume) and not self._subdir_exists(volume):
+                raise ControllerError(grpc.StatusCode.NOT_FOUND,
+                                      f"volume {request.volume_id}: directory does not exist")
+            try:
+                check_capabilities(request.volume_capabilities)
+            except ControllerError as err:
+                return csi_pb2.ValidateVolumeCapabilitiesResponse(message=str(err))
+            return csi_pb2.ValidateVolumeCapabilitiesResponse(
+                confirmed=csi_pb2.ValidateVolumeCapabilitiesResponse.Confirmed(
+                    volume_context=request.volume_context,
+                    volume_capabilities=request.volume_capabilities,
+                    parameters=request.parameters))
+
+    def _page(self, client: CfsClient, action: str, items_key: str, filters: dict,
+              token: str, max_entries: int) -> tuple[list[dict], str]:
+        """One page of a Describe* listing; the token is the next offset."""
+        if max_entries < 0:
+            raise invalid(f"max_entries {max_entries} must not be negative")
+        offset = page_offset(token)
+        limit = min(max_entries or PAGE_SIZE, PAGE_SIZE)
+        reply = client.call(action, {**filters, "Offset": offset, "Limit": limit})
+        items = reply.get(items_key) or []
+        total = reply.get("TotalCount", offset + len(items))
+        if offset and offset > total:
+            raise ControllerError(grpc.StatusCode.ABORTED,
+                                  f"starting_token {token!r} is past the end ({total} entries)")
+        following = offset + len(items)
+        return items, str(following) if items and following < total else ""
+
+    def ListVolumes(self, request, context):
+        with abort_on_error(context):
+            items, next_token = self._page(self.client, "DescribeCfsFileSystems", "FileSystems", {},
+                                           request.starting_token, request.max_entries)
+            entries = [csi_pb2.ListVolumesResponse.Entry(
+                volume=self._volume_of(info),
+                status=csi_pb2.ListVolumesResponse.VolumeStatus(volume_condition=volume_condition(info)))
+                for info in items]
+            return csi_pb2.ListVolumesResponse(entries=entries, next_token=next_token)
+
+    # ---- snapshots ---------------------------------------------------------------------
+
+    def CreateSnapshot(self, request, context):
+        with abort_on_error(context):
+            if not request.source_volume_id:
+                raise _missing("source_volume_id")
+            if not request.name:
+                raise _missing("name")
+            unknown = sorted(k for k in request.parameters if not k.startswith(params.SIDECAR_PREFIX))
+            if unknown:
+                raise invalid(f"unknown snapshot parameter {unknown[0]!r}; allowed parameters: none "
+                              f"(only {params.SIDECAR_PREFIX}* keys are accepted and ignored)")
+            client = self._client(request.secrets)
+            with self.locks.hold_or_abort(context, request.name):
+                volume, _ = self._existing_fs(client, request.source_volume_id)
+                if isinstance(volume, SubdirVolume):
+                    raise invalid(f"source_volume_id {request.source_volume_id} is a subdir volume; "
+                                  "CFS snapshots whole file systems, so only filesystem-mode "
+                                  "volumes can be snapshotted")
+                info = snapshots.create(client, snapshots.snapshot_name(request.name),
+                                        volume.file_system_id)
+            snapshot = snapshots.to_csi(info)
+            snapshot.source_volume_id = request.source_volume_id
+            return csi_pb2.CreateSnapshotResponse(snapshot=snapshot)
+
+    def DeleteSnapshot(self, request, context):
+        with abort_on_error(context):
+            if not request.snapshot_id:
+                raise _missing("snapshot_id")
+            if not snapshots.is_snapshot_id(request.snapshot_id):
+                return csi_pb2.DeleteSnapshotResponse()
+            client = self._client(request.secrets)
+            with self.locks.hold_or_abort(context, request.snapshot_id):
+                snapshots.delete(client, request.snapshot_id)
+            return csi_pb2.DeleteSnapshotResponse()
+
+    def ListSnapshots(self, request, context):
+        with abort_on_error(context):
+            client = self._client(request.secrets)
+            filters = {}
+            if request.snapshot_id:
+                if not snapshots.is_snapshot_id(request.snapshot_id):
+                    return csi_pb2.ListSnapshotsResponse()
+                filters["SnapshotId"] = request.snapshot_id
+            if request.source_volume_id:
+                try:
+                    volume = decode(request.source_volume_id)
+                except MalformedVolumeId:
+                    return csi_pb2.ListSnapshotsResponse()
+                if isinstance(volume, SubdirVolume):
+                    return csi_pb2.ListSnapshotsResponse()
+                filters["FileSystemId"] = volume.file_system_id
+            try:
+                items, next_token = self._page(client, "DescribeCfsSnapshots", "Snapshots", filters,
+                                               request.starting_token, request.max_entries)
+            except CfsNotFound:
+                return csi_pb2.ListSnapshotsResponse()
+            return csi_pb2.ListSnapshotsResponse(
+                entries=[csi_pb2.ListSnapshotsResponse.Entry(snapshot=snapshots.to_csi(info))
+                         for info in items if _matches(info, filters)],
+                next_token=next_token)
+
+    def GetSnapshot(self, request, context):
+        with abort_on_error(context):
+            if not request.snapshot_id:
+                raise _missing("snapshot_id")
+            client = self._client(request.secrets)
+            info = (snapshots.describe(client, request.snapshot_id)
+                    if snapshots.is_snapshot_id(request.snapshot_id) else None)
+            if info is None:
+                raise ControllerError(grpc.StatusCode.NOT_FOUND,
+                                      f"snapshot {request.snapshot_id} not found")
+            return csi_pb2.GetSnapshotResponse(snapshot=snapshots.to_csi(info))
+
+
+def _matches(info: dict, filters: dict) -> bool:
+    """Filters are applied again locally in case the API ignores one of them."""
+    return all(info.get(key) == value for key, value in filters.items())
+
+
+def build_controller(config: DriverConfig, *, client: CfsClient | None = None,
+                     share_access: ShareAccess | None = None) -> ControllerServicer:
+    """The controller for main.py; tests may pass their own client or share access."""
+    client = client or CfsClient(CloudConfig.from_env(poll_min_interval=0.25, rate_limit_margin=0.05))
+    if share_access is None:
+        share_access = MountedShareAccess(
+            Mounter(config.mount_timeout), config.subdir_mount_root,
+            locate=lambda share: _locate_share(client, share))
+    return ControllerServicer(client, share_access, zone=config.zone,
+                              default_allowed_clients=config.default_allowed_clients,
+                              create_timeout=config.create_timeout)
+
+
+def _locate_share(client: CfsClient, share: Share) -> tuple[str, str, str]:
+    """(server, export path, NFS version) the controller mounts a share with: NFSv4 at `/`."""
+    if share.server:
+        return share.server, "/", "4"
+    return mount_target(client, share.file_system_id)["IpAddress"], "/", "4"
+
+
+__all__ = ["ControllerServicer", "LocalShareAccess", "build_controller"]

@@ -1,0 +1,411 @@
+"""`python -m cfs_csi.demo` (`make demo`): the whole product on one machine, no cloud account.
+
+Starts the reference CFS service (serving each file system over NFS with nfs-ganesha when it is
+installed), the controller and the node plugin (`cfs-csi-driver --mode controller|node`, each on
+its own unix socket; the node in a private mount namespace), then walks a volume through the
+real gRPC API as Kubernetes would: CreateVolume, NodeStage, NodePublish, write and read a file,
+NodeGetVolumeStats, snapshot, restore into a second volume and read the file back, expand,
+unpublish, unstage, delete. Every step prints what happened.
+
+Where the kernel has no NFS client (this project's CI machines), NodeStageVolume fails for real:
+the demo says so, prints the exact mount command the node ran, and proves the data path through
+the export with libnfs (`nfs-cp` / `nfs-cat`, a user-space NFS client) instead. It never
+pretends that a mount happened.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from contextlib import ExitStack
+from pathlib import Path
+
+import grpc
+
+from cfs_csi.csipb import csi_pb2, csi_pb2_grpc
+from cfs_csi.mounter import nfs_mount_command
+from cfs_csi.node import NFS_PORT, NodeError, nfs_volume
+
+REGION = "ap-shanghai-fsi"
+ZONE = "ap-shanghai-fsi-1"
+GIB = 1 << 30
+FILE_NAME = "hello-cfs.txt"
+FILE_TEXT = "hello from the cfs-csi demo\n"
+RPC_TIMEOUT = 180.0
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 15.0
+SNAPSHOT_READY_TIMEOUT = 120.0
+LIBNFS_TOOLS = ("nfs-cp", "nfs-cat")
+
+MOUNT_CAPABILITY = csi_pb2.VolumeCapability(
+    mount=csi_pb2.VolumeCapability.MountVolume(),
+    access_mode=csi_pb2.VolumeCapability.AccessMode(
+        mode=csi_pb2.VolumeCapability.AccessMode.MULTI_NODE_MULTI_WRITER))
+
+
+class StepFailed(Exception):
+    """A step did not do what Kubernetes would need; the demo stops there."""
+
+
+def rpc_error_text(err: grpc.RpcError) -> str:
+    return f"{err.code().name}: {err.details()}"
+
+
+def kernel_has_nfs_client() -> bool:
+    """The kernel lists nfs/nfs4 in /proc/filesystems once its NFS client is loaded or built in."""
+    kinds = {line.split()[-1] for line in Path("/proc/filesystems").read_text().splitlines() if line}
+    return bool(kinds & {"nfs", "nfs4"})
+
+
+def nfs_reachable(server: str) -> bool:
+    try:
+        with socket.create_connection((server, NFS_PORT), timeout=3):
+            return True
+    except OSError:
+        return False
+
+
+def libnfs_url(server: str, name: str) -> str:
+    """A file at the root of the NFSv4 export "/" (libnfs: export path, then the file's path)."""
+    return f"nfs://{server}//{name}?version=4"
+
+
+class Report:
+    """Numbered step lines, `[n] title: ok|skipped, summary`, with details indented below."""
+
+    def __init__(self) -> None:
+        self.counts = {"ok": 0, "skipped": 0}
+
+    def step(self, title: str, status: str, summary: str, *details: str) -> None:
+        self.counts[status] += 1
+        separator = ": " if status == "skipped" else ", "
+        print(f"[{sum(self.counts.values()):2d}] {title}: {status}{separator}{summary}", flush=True)
+        for line in details:
+            print(f"       {line}", flush=True)
+
+
+class Processes:
+    """Children started in their own sessions and stopped (SIGTERM, then SIGKILL) on exit."""
+
+    def __init__(self, stack: ExitStack, log_dir: Path):
+        self.stack = stack
+        self.log_dir = log_dir
+
+    def start(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen:
+        with open(self.log_dir / f"{name}.log", "wb") as log:
+            process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                       stdin=subprocess.DEVNULL, start_new_session=True)
+        self.stack.callback(self._stop, process)
+        return process
+
+    @staticmethod
+    def _stop(process: subprocess.Popen) -> None:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def wait_for(predicate, what: str, process: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while not predicate():
+        if process.poll() is not None:
+            raise StepFailed(f"{what} exited with {process.returncode}; see {log}")
+        if time.monotonic() > deadline:
+            raise StepFailed(f"{what} did not start within {START_TIMEOUT:g}s; see {log}")
+        time.sleep(0.05)
+
+
+class Demo:
+    def __init__(self, workdir: Path, stack: ExitStack, create_delay: float):
+        self.workdir = workdir
+        self.stack = stack
+        self.create_delay = create_delay
+        self.processes = Processes(stack, workdir)
+        self.report = Report()
+        self.secret_id = "AKID" + secrets.token_hex(16)
+        self.secret_key = secrets.token_hex(16)
+        self.base_env = {k: v for k, v in os.environ.items()
+                         if not k.startswith(("TENCENTCLOUD_", "CFS_"))}
+
+    # --- starting the pieces ---------------------------------------------------------------
+    def start_reference(self) -> str:
+        port_file = self.workdir / "reference.port"
+        argv = [sys.executable, "-m", "cfs_reference", "--listen", "127.0.0.1:0",
+                "--port-file", str(port_file), "--state-dir", str(self.workdir / "reference"),
+                "--region", REGION, "--create-delay", str(self.create_delay), "--nfs", "auto",
+                "--log-level", "WARNING"]
+        env = dict(self.base_env, CFS_REFERENCE_CREDENTIALS=f"{self.secret_id}:{self.secret_key}")
+        process = self.processes.start("reference", argv, env)
+
+        def healthy() -> bool:
+            if not port_file.exists() or not port_file.read_text().strip():
+                return False
+            try:
+                url = f"http://127.0.0.1:{port_file.read_text().strip()}/healthz"
+                with urllib.request.urlopen(url, timeout=2):
+                    return True
+            except OSError:
+                return False
+
+        wait_for(healthy, "the reference service", process, self.workdir / "reference.log")
+        return f"http://127.0.0.1:{port_file.read_text().strip()}"
+
+    def start_driver(self, mode: str, env: dict[str, str], *flags: str,
+                     prefix: tuple[str, ...] = ()) -> tuple[grpc.Channel, subprocess.Popen]:
+        sock = self.workdir / f"{mode}.sock"
+        argv = [*prefix, sys.executable, "-m", "cfs_csi", "--mode", mode,
+                "--endpoint", f"unix://{sock}", "--zone", ZONE, "--log-level", "INFO", *flags]
+        process = self.processes.start(mode, argv, env)
+        channel = grpc.insecure_channel(f"unix://{sock}")
+        self.stack.callback(channel.close)
+
+        def ready() -> bool:
+            try:
+                grpc.channel_ready_future(channel).result(timeout=0.2)
+                return True
+            except grpc.FutureTimeoutError:
+                return False
+
+        wait_for(ready, f"cfs-csi-driver --mode {mode}", process, self.workdir / f"{mode}.log")
+        return channel, process
+
+    # --- the walk -----------------------------------------------------------------------------
+    def run(self) -> int:
+        step = self.report.step
+        url = self.start_reference()
+        step("Start the reference CFS service", "ok", f"API at {url}",
+             "the CFS API as documented; file systems are served by nfs-ganesha when installed")
+
+        cloud_env = dict(self.base_env, TENCENTCLOUD_SECRET_ID=self.secret_id,
+                         TENCENTCLOUD_SECRET_KEY=self.secret_key, CFS_ENDPOINT=url,
+                         TENCENTCLOUD_REGION=REGION)
+        channel, _ = self.start_driver("controller", cloud_env, "--default-allowed-clients",
+                                       "127.0.0.0/8", "--create-timeout", "120")
+        controller = csi_pb2_grpc.ControllerStub(channel)
+        step("Start the controller plugin", "ok",
+             f"cfs-csi-driver --mode controller on {self.workdir / 'controller.sock'}")
+        # The node needs no cloud credentials; `unshare` execs it, so the pid is the plugin's.
+        channel, node_process = self.start_driver(
+            "node", self.base_env, "--node-id", "demo-node", "--mount-timeout", "30",
+            prefix=("unshare", "-m", "--propagation", "private"))
+        node = csi_pb2_grpc.NodeStub(channel)
+        info = node.NodeGetInfo(csi_pb2.NodeGetInfoRequest(), timeout=RPC_TIMEOUT)
+        step("Start the node plugin", "ok",
+             f"cfs-csi-driver --mode node, node id {info.node_id}, topology "
+             f"{dict(info.accessible_topology.segments)}",
+             "in a private mount namespace: nothing it mounts reaches this machine's mount table")
+
+        volume = self.create_volume(controller, "demo-volume")
+        staging = self.workdir / "kubelet/plugins/demo-volume/globalmount"
+        target = self.workdir / "kubelet/pods/demo-pod/volumes/demo-volume/mount"
+        staged = self.stage(node, volume, staging)
+        published = self.publish(node, volume, staging, target, staged)
+        self.write_and_read(volume, target if published else None, node_process.pid)
+        self.volume_stats(node, volume, target, published)
+
+        snapshot = self.snapshot(controller, volume)
+        restored = self.create_volume(controller, "demo-restored", snapshot_id=snapshot.snapshot_id)
+        self.read_restored(restored)
+        self.expand(controller, volume)
+
+        node.NodeUnpublishVolume(csi_pb2.NodeUnpublishVolumeRequest(
+            volume_id=volume.volume_id, target_path=str(target)), timeout=RPC_TIMEOUT)
+        step("NodeUnpublishVolume", "ok",
+             f"{target} unmounted and removed" if published
+             else "nothing was published; the call is idempotent")
+        node.NodeUnstageVolume(csi_pb2.NodeUnstageVolumeRequest(
+            volume_id=volume.volume_id, staging_target_path=str(staging)), timeout=RPC_TIMEOUT)
+        step("NodeUnstageVolume", "ok",
+             f"{staging} unmounted and removed" if staged
+             else "nothing was staged; the call is idempotent")
+
+        controller.DeleteSnapshot(csi_pb2.DeleteSnapshotRequest(
+            snapshot_id=snapshot.snapshot_id), timeout=RPC_TIMEOUT)
+        step("DeleteSnapshot", "ok", f"{snapshot.snapshot_id} deleted")
+        for each in (restored, volume):
+            controller.DeleteVolume(csi_pb2.DeleteVolumeRequest(volume_id=each.volume_id),
+                                    timeout=RPC_TIMEOUT)
+            step("DeleteVolume", "ok", f"{each.volume_id} deleted")
+        counts = self.report.counts
+        print(f"demo finished: {counts['ok']} steps ok, {counts['skipped']} skipped", flush=True)
+        return 0
+
+    def create_volume(self, controller, name: str, snapshot_id: str = "") -> csi_pb2.Volume:
+        source = (csi_pb2.VolumeContentSource(
+            snapshot=csi_pb2.VolumeContentSource.SnapshotSource(snapshot_id=snapshot_id))
+            if snapshot_id else None)
+        volume = controller.CreateVolume(csi_pb2.CreateVolumeRequest(
+            name=name, capacity_range=csi_pb2.CapacityRange(required_bytes=10 * GIB),
+            volume_capabilities=[MOUNT_CAPABILITY], volume_content_source=source),
+            timeout=RPC_TIMEOUT).volume
+        origin = f" from snapshot {snapshot_id}" if snapshot_id else ""
+        self.report.step(f"CreateVolume {name}{origin}", "ok",
+                         f"{volume.volume_id}, {volume.capacity_bytes // GIB} GiB",
+                         f"volume context: {dict(sorted(volume.volume_context.items()))}")
+        return volume
+
+    def stage(self, node, volume: csi_pb2.Volume, staging: Path) -> bool:
+        try:
+            planned = nfs_volume(volume.volume_context)
+        except NodeError as err:
+            raise StepFailed(f"the volume context is not mountable: {err}") from None
+        command = " ".join(nfs_mount_command(planned.server, planned.export_path, str(staging),
+                                             list(planned.options.options)))
+        try:
+            node.NodeStageVolume(csi_pb2.NodeStageVolumeRequest(
+                volume_id=volume.volume_id, staging_target_path=str(staging),
+                volume_capability=MOUNT_CAPABILITY, volume_context=volume.volume_context),
+                timeout=RPC_TIMEOUT)
+        except grpc.RpcError as err:
+            if kernel_has_nfs_client():
+                raise StepFailed(f"NodeStageVolume: {rpc_error_text(err)}") from None
+            reachable = "reachable" if nfs_reachable(planned.server) else "NOT reachable"
+            self.report.step(
+                "NodeStageVolume", "skipped",
+                "this machine's kernel has no NFS client, so nothing was mounted",
+                f"the node plugin answered {rpc_error_text(err)}",
+                f"on a Kubernetes node it mounts with: {command}",
+                f"the mount target {planned.server}:{NFS_PORT} is {reachable}; the data steps "
+                "below use libnfs (a user-space NFS client) against it instead of a mount")
+            return False
+        self.report.step("NodeStageVolume", "ok", f"mounted at {staging}", f"ran: {command}")
+        return True
+
+    def publish(self, node, volume: csi_pb2.Volume, staging: Path, target: Path, staged: bool) -> bool:
+        if not staged:
+            self.report.step("NodePublishVolume", "skipped", "nothing is staged (the kubelet "
+                             "publishes only after NodeStageVolume succeeded)")
+            return False
+        node.NodePublishVolume(csi_pb2.NodePublishVolumeRequest(
+            volume_id=volume.volume_id, staging_target_path=str(staging), target_path=str(target),
+            volume_capability=MOUNT_CAPABILITY, volume_context=volume.volume_context),
+            timeout=RPC_TIMEOUT)
+        self.report.step("NodePublishVolume", "ok", f"bind-mounted at {target}")
+        return True
+
+    def write_and_read(self, volume: csi_pb2.Volume, target: Path | None, node_pid: int) -> None:
+        server = volume.volume_context["server"]
+        if target is not None:
+            inside = ["nsenter", "-t", str(node_pid), "-m", "--"]
+            subprocess.run([*inside, "tee", str(target / FILE_NAME)], input=FILE_TEXT, text=True,
+                           check=True, capture_output=True)
+            text = run_tool([*inside, "cat", str(target / FILE_NAME)])
+            how = f"through the pod's mount {target}"
+        else:
+            require_libnfs(server)
+            local = self.workdir / FILE_NAME
+            local.write_text(FILE_TEXT)
+            run_tool(["nfs-cp", str(local), libnfs_url(server, FILE_NAME)])
+            text = run_tool(["nfs-cat", libnfs_url(server, FILE_NAME)])
+            how = f"over NFSv4 with libnfs (nfs-cp, nfs-cat) at {libnfs_url(server, FILE_NAME)}"
+        if text != FILE_TEXT:
+            raise StepFailed(f"read back {text!r}, wrote {FILE_TEXT!r}")
+        self.report.step("Write and read a file", "ok", f"{FILE_NAME} = {text.strip()!r}", how)
+
+    def volume_stats(self, node, volume: csi_pb2.Volume, target: Path, published: bool) -> None:
+        try:
+            stats = node.NodeGetVolumeStats(csi_pb2.NodeGetVolumeStatsRequest(
+                volume_id=volume.volume_id, volume_path=str(target)), timeout=RPC_TIMEOUT)
+        except grpc.RpcError as err:
+            if published:
+                raise StepFailed(f"NodeGetVolumeStats: {rpc_error_text(err)}") from None
+            self.report.step("NodeGetVolumeStats", "skipped", "statistics come from the mounted "
+                             "volume", f"the node plugin answered {rpc_error_text(err)}")
+            return
+        usage = {u.unit: u for u in stats.usage}
+        size, inodes = usage[csi_pb2.VolumeUsage.BYTES], usage[csi_pb2.VolumeUsage.INODES]
+        self.report.step("NodeGetVolumeStats", "ok",
+                         f"{size.used} of {size.total} bytes used, {inodes.used} inodes used",
+                         f"condition: {stats.volume_condition.message}")
+
+    def snapshot(self, controller, volume: csi_pb2.Volume) -> csi_pb2.Snapshot:
+        snapshot = controller.CreateSnapshot(csi_pb2.CreateSnapshotRequest(
+            source_volume_id=volume.volume_id, name="demo-snapshot"), timeout=RPC_TIMEOUT).snapshot
+        deadline = time.monotonic() + SNAPSHOT_READY_TIMEOUT
+        while not snapshot.ready_to_use:
+            if time.monotonic() > deadline:
+                raise StepFailed(f"snapshot {snapshot.snapshot_id} not ready after "
+                                 f"{SNAPSHOT_READY_TIMEOUT:g}s")
+            time.sleep(0.5)
+            snapshot = controller.GetSnapshot(csi_pb2.GetSnapshotRequest(
+                snapshot_id=snapshot.snapshot_id), timeout=RPC_TIMEOUT).snapshot
+        self.report.step("CreateSnapshot", "ok",
+                         f"{snapshot.snapshot_id} ready to use, {snapshot.size_bytes} bytes")
+        return snapshot
+
+    def read_restored(self, restored: csi_pb2.Volume) -> None:
+        server = restored.volume_context["server"]
+        require_libnfs(server)
+        text = run_tool(["nfs-cat", libnfs_url(server, FILE_NAME)])
+        if text != FILE_TEXT:
+            raise StepFailed(f"the restored volume holds {text!r}, not {FILE_TEXT!r}")
+        self.report.step("Read the file from the restored volume", "ok",
+                         f"{FILE_NAME} = {text.strip()!r}",
+                         f"over NFSv4 with libnfs at {libnfs_url(server, FILE_NAME)}")
+
+    def expand(self, controller, volume: csi_pb2.Volume) -> None:
+        reply = controller.ControllerExpandVolume(csi_pb2.ControllerExpandVolumeRequest(
+            volume_id=volume.volume_id,
+            capacity_range=csi_pb2.CapacityRange(required_bytes=20 * GIB)), timeout=RPC_TIMEOUT)
+        self.report.step("ControllerExpandVolume", "ok",
+                         f"{reply.capacity_bytes // GIB} GiB, node expansion "
+                         f"{'required' if reply.node_expansion_required else 'not needed'}")
+
+
+def require_libnfs(server: str) -> None:
+    missing = [tool for tool in LIBNFS_TOOLS if shutil.which(tool) is None]
+    if missing:
+        raise StepFailed(f"{', '.join(missing)} not installed (Debian package libnfs-utils)")
+    if not nfs_reachable(server):
+        raise StepFailed(f"no NFS server at {server}:{NFS_PORT}: install nfs-ganesha and "
+                         "nfs-ganesha-vfs so the reference service serves its file systems")
+
+
+def run_tool(argv: list[str]) -> str:
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    if result.returncode != 0:
+        raise StepFailed(f"{' '.join(argv)} failed: {result.stderr.strip() or result.stdout}")
+    return result.stdout
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cfs_csi.demo", description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", type=Path, help="keep state and logs here (default: a "
+                        "temporary directory, removed afterwards)")
+    parser.add_argument("--create-delay", type=float, default=1.0,
+                        help="seconds the reference service takes to create a file system")
+    args = parser.parse_args(argv)
+    if os.geteuid() != 0:
+        print("the demo mounts and starts an NFS server: run it as root", file=sys.stderr)
+        return 2
+    with ExitStack() as stack:
+        if args.workdir:
+            workdir = args.workdir.resolve()
+            workdir.mkdir(parents=True, exist_ok=True)
+        else:
+            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cfs-demo-")))
+        demo = Demo(workdir, stack, args.create_delay)
+        try:
+            return demo.run()
+        except (StepFailed, grpc.RpcError) as err:
+            reason = rpc_error_text(err) if isinstance(err, grpc.RpcError) else str(err)
+            print(f"demo FAILED: {reason}", flush=True)
+            if not args.workdir:
+                print("run again with --workdir DIR to keep the logs", flush=True)
+            return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

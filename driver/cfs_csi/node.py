@@ -1,0 +1,365 @@
+"""CSI Node service: mount CFS over NFS once per node (stage), bind it into pods (publish).
+
+- NodeStageVolume mounts `<server>:<export>` at the staging path with the docs' recommended
+  options (mount_options.py), after a short TCP connect to the server's NFS port so an
+  unreachable mount target fails fast with UNAVAILABLE instead of hanging in mount.
+- NodePublishVolume bind-mounts the staging path (plus the volume's `subPath`) onto the target,
+  read-only when asked. Inline ephemeral volumes (no staging path, the pod spec's
+  volumeAttributes in the context) are mounted over NFS directly at the target.
+- Unpublish/unstage unmount (forcing a lazy unmount when the server is gone) and remove the
+  directory; missing and unmounted paths are already done.
+- NodeGetVolumeStats reports statvfs bytes and inodes, or an abnormal condition when the server
+  is unreachable or the handle is stale.
+
+Static PVs need no controller: their `volumeAttributes` (server, fsid, path, vers,
+mountOptions, subPath) are the volume context, exactly as the controller would have written it.
+Operations on one volume and path are serialised with try-locks (a second one gets ABORTED);
+every mount command runs under the mount timeout, so a hung one never blocks other volumes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+import os
+import posixpath
+import socket
+from collections.abc import Callable, Iterable, Mapping
+
+import grpc
+
+from cfs_csi import params
+from cfs_csi.csipb import csi_pb2, csi_pb2_grpc
+from cfs_csi.locks import KeyLocks
+from cfs_csi.mount_options import NFS_V3, MountOptionError, NfsMountOptions, nfs_mount_options
+from cfs_csi.mounter import CommandFailed, CommandTimeout, Mounter, is_stale
+
+log = logging.getLogger(__name__)
+
+TOPOLOGY_ZONE_KEY = "topology.cfs.csi.tencentcloud.com/zone"
+NFS_PORT = 2049
+# The reachability probe before a mount and in stats: long enough for a VPC round trip.
+REACHABILITY_TIMEOUT_SECONDS = 3.0
+
+# Volume context keys (docs/ARCHITECTURE.md); also the static-PV volumeAttributes.
+CONTEXT_SERVER = params.SERVER
+CONTEXT_FSID = params.FSID
+CONTEXT_PATH = "path"
+CONTEXT_VERS = params.VERS
+CONTEXT_MOUNT_OPTIONS = params.MOUNT_OPTIONS
+CONTEXT_SUB_PATH = "subPath"
+EPHEMERAL_KEY = "csi.storage.k8s.io/ephemeral"
+
+Mode = csi_pb2.VolumeCapability.AccessMode.Mode
+NODE_CAPABILITIES = (
+    csi_pb2.NodeServiceCapability.RPC.STAGE_UNSTAGE_VOLUME,
+    csi_pb2.NodeServiceCapability.RPC.GET_VOLUME_STATS,
+    csi_pb2.NodeServiceCapability.RPC.VOLUME_CONDITION,
+    csi_pb2.NodeServiceCapability.RPC.SINGLE_NODE_MULTI_WRITER,
+)
+
+
+class NodeError(Exception):
+    """Ends the RPC with this status code and message."""
+
+    def __init__(self, code: grpc.StatusCode, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+@dataclasses.dataclass(frozen=True)
+class NfsVolume:
+    """What to mount: `<server>:<export_path>` with `options`; `sub_path` is bound into pods."""
+
+    server: str
+    export_path: str
+    options: NfsMountOptions
+    sub_path: str = ""
+
+    @property
+    def source(self) -> str:
+        return f"{self.server}:{self.export_path}"
+
+
+def export_path(vers: str, fsid: str, path: str) -> str:
+    """The docs' mount source path: v4 `/<path>`, v3 `/<fsid>/<path>` (path relative, may be "")."""
+    parts = [fsid] if vers == NFS_V3 else []
+    parts += [path] if path else []
+    return "/" + "/".join(parts)
+
+
+def _relative_path(context: Mapping[str, str], key: str) -> str:
+    value = context.get(key, "").strip("/")
+    if value:
+        try:
+            params.validate_relative_path(value, f"volume context {key}")
+        except params.ParameterError as err:
+            raise NodeError(grpc.StatusCode.INVALID_ARGUMENT, str(err)) from None
+    return value
+
+
+def nfs_volume(context: Mapping[str, str], mount_flags: Iterable[str] = (),
+               extra_options: Iterable[str] = ()) -> NfsVolume:
+    """Read the volume context (or static-PV attributes); INVALID_ARGUMENT names a bad key."""
+    server = context.get(CONTEXT_SERVER, "")
+    if not server:
+        raise NodeError(grpc.StatusCode.INVALID_ARGUMENT,
+                        f"volume context has no {CONTEXT_SERVER!r} (the mount target IP); static "
+                        f"PVs set {CONTEXT_SERVER}, {CONTEXT_FSID}, {CONTEXT_PATH} and "
+                        f"{CONTEXT_VERS} in volumeAttributes")
+    try:
+        params.validate_server(server)
+    except params.ParameterError as err:
+        raise NodeError(grpc.StatusCode.INVALID_ARGUMENT, f"volume context: {err}") from None
+    vers = context.get(CONTEXT_VERS, "4")
+    if vers not in params.NFS_VERSIONS:
+        raise NodeError(grpc.StatusCode.INVALID_ARGUMENT,
+                        f"volume context {CONTEXT_VERS}={vers!r} is invalid; allowed: "
+                        f"{', '.join(params.NFS_VERSIONS)}")
+    try:
+        options = nfs_mount_options(
+            vers, [context.get(CONTEXT_MOUNT_OPTIONS, ""), *mount_flags, *extra_options])
+    except MountOptionError as err:
+        raise NodeError(grpc.StatusCode.INVALID_ARGUMENT, str(err)) from None
+    fsid = context.get(CONTEXT_FSID, "")
+    if options.vers == NFS_V3 and not fsid:
+        raise NodeError(grpc.StatusCode.INVALID_ARGUMENT,
+                        f"volume context has no {CONTEXT_FSID!r}: NFSv3 mounts <server>:/<fsid>")
+    if fsid and not params.FSID_RE.match(fsid):
+        raise NodeError(grpc.StatusCode.INVALID_ARGUMENT,
+                        f"volume context {CONTEXT_FSID}={fsid!r} is invalid; allowed: letters, "
+                        "digits, '-', '_'")
+    return NfsVolume(
+        server=server,
+        export_path=export_path(options.vers, fsid, _relative_path(context, CONTEXT_PATH)),
+        options=options,
+        sub_path=_relative_path(context, CONTEXT_SUB_PATH),
+    )
+
+
+def _rpc(method: Callable) -> Callable:
+    """Translate the node's exceptions into gRPC statuses (context.abort) in one place."""
+
+    @functools.wraps(method)
+    def wrapper(self: NodeServicer, request, context: grpc.ServicerContext):
+        try:
+            return method(self, request, context)
+        except NodeError as err:
+            code, message = err.code, str(err)
+        except CommandTimeout as err:
+            code, message = grpc.StatusCode.DEADLINE_EXCEEDED, str(err)
+        except CommandFailed as err:
+            code, message = grpc.StatusCode.INTERNAL, str(err)
+        log.warning("%s failed: %s %s", method.__name__, code.name, message)
+        context.abort(code, message)
+
+    return wrapper
+
+
+def _require(value: str, field: str) -> str:
+    if not value:
+        raise NodeError(grpc.StatusCode.INVALID_ARGUMENT, f"{field} missing in request")
+    return value
+
+
+def _check_capability(request, field: str = "volume_capability") -> None:
+    if not request.HasField(field):
+        raise NodeError(grpc.StatusCode.INVALID_ARGUMENT, f"{field} missing in request")
+    capability = getattr(request, field)
+    if capability.HasField("block"):
+        raise NodeError(grpc.StatusCode.INVALID_ARGUMENT,
+                        "block access type is not supported: CFS is a file system; use "
+                        "volumeMode: Filesystem (access type mount)")
+    if capability.access_mode.mode == Mode.UNKNOWN:
+        raise NodeError(grpc.StatusCode.INVALID_ARGUMENT,
+                        f"{field}.access_mode missing in request; allowed: "
+                        f"{', '.join(name for name in Mode.keys() if name != 'UNKNOWN')}")
+
+
+class NodeServicer(csi_pb2_grpc.NodeServicer):
+    def __init__(self, node_id: str, zone: str, mounter: Mounter, *,
+                 locks: KeyLocks | None = None, nfs_port: int = NFS_PORT,
+                 reachability_timeout: float = REACHABILITY_TIMEOUT_SECONDS):
+        self.node_id = node_id
+        self.zone = zone
+        self.mounter = mounter
+        self.locks = locks or KeyLocks()
+        self.nfs_port = nfs_port
+        self.reachability_timeout = reachability_timeout
+
+    # --- identity of the node ----------------------------------------------------------
+    def NodeGetCapabilities(self, request, context):
+        return csi_pb2.NodeGetCapabilitiesResponse(capabilities=[
+            csi_pb2.NodeServiceCapability(rpc=csi_pb2.NodeServiceCapability.RPC(type=kind))
+            for kind in NODE_CAPABILITIES])
+
+    def NodeGetInfo(self, request, context):
+        topology = csi_pb2.Topology(segments={TOPOLOGY_ZONE_KEY: self.zone}) if self.zone else None
+        return csi_pb2.NodeGetInfoResponse(
+            node_id=self.node_id, max_volumes_per_node=0, accessible_topology=topology)
+
+    # --- stage / unstage ---------------------------------------------------------------
+    @_rpc
+    def NodeStageVolume(self, request, context):
+        volume_id = _require(request.volume_id, "volume_id")
+        staging = _require(request.staging_target_path, "staging_target_path")
+        _check_capability(request)
+        volume = nfs_volume(request.volume_context, request.volume_capability.mount.mount_flags)
+        with self._hold(context, volume_id, staging):
+            self._mount_nfs_once(volume, staging)
+        return csi_pb2.NodeStageVolumeResponse()
+
+    @_rpc
+    def NodeUnstageVolume(self, request, context):
+        volume_id = _require(request.volume_id, "volume_id")
+        staging = _require(request.staging_target_path, "staging_target_path")
+        with self._hold(context, volume_id, staging):
+            self._unmount_and_remove(staging)
+        return csi_pb2.NodeUnstageVolumeResponse()
+
+    # --- publish / unpublish -----------------------------------------------------------
+    @_rpc
+    def NodePublishVolume(self, request, context):
+        volume_id = _require(request.volume_id, "volume_id")
+        target = _require(request.target_path, "target_path")
+        _check_capability(request)
+        with self._hold(context, volume_id, target):
+            if request.staging_target_path:
+                self._bind_staged(volume_id, request, target)
+            elif request.volume_context.get(EPHEMERAL_KEY) == "true":
+                self._mount_inline(request, target)
+            else:
+                raise NodeError(grpc.StatusCode.INVALID_ARGUMENT,
+                                "staging_target_path missing in request (only inline ephemeral "
+                                "volumes are published without NodeStageVolume)")
+        return csi_pb2.NodePublishVolumeResponse()
+
+    @_rpc
+    def NodeUnpublishVolume(self, request, context):
+        volume_id = _require(request.volume_id, "volume_id")
+        target = _require(request.target_path, "target_path")
+        with self._hold(context, volume_id, target):
+            self._unmount_and_remove(target)
+        return csi_pb2.NodeUnpublishVolumeResponse()
+
+    # --- stats -------------------------------------------------------------------------
+    @_rpc
+    def NodeGetVolumeStats(self, request, context):
+        volume_id = _require(request.volume_id, "volume_id")
+        path = _require(request.volume_path, "volume_path")
+        entry = self.mounter.find_mount(path)
+        if entry is None:
+            state = "is not a mount point" if os.path.exists(path) else "does not exist"
+            raise NodeError(grpc.StatusCode.NOT_FOUND,
+                            f"volume path {path} {state}: it is not a mount of volume {volume_id}")
+        source = self.mounter.nfs_source(entry)
+        if source is not None:
+            server = source.partition(":")[0]
+            problem = self._unreachable(server)
+            if problem:  # statvfs on a hard mount of a dead server would hang: report instead
+                return _abnormal(problem)
+        try:
+            stats = self.mounter.statvfs(path)
+        except CommandTimeout as err:
+            return _abnormal(f"the file system does not answer: {err}")
+        except OSError as err:
+            if is_stale(err):
+                return _abnormal(f"stale NFS file handle at {path}: the exported directory was "
+                                 "removed or replaced on the server; unpublish and publish again")
+            raise NodeError(grpc.StatusCode.INTERNAL, f"statvfs {path}: {err}") from None
+        return csi_pb2.NodeGetVolumeStatsResponse(
+            usage=[
+                csi_pb2.VolumeUsage(
+                    unit=csi_pb2.VolumeUsage.BYTES,
+                    total=stats.f_blocks * stats.f_frsize,
+                    available=stats.f_bavail * stats.f_frsize,
+                    used=(stats.f_blocks - stats.f_bfree) * stats.f_frsize),
+                csi_pb2.VolumeUsage(
+                    unit=csi_pb2.VolumeUsage.INODES,
+                    total=stats.f_files,
+                    available=stats.f_favail,
+                    used=stats.f_files - stats.f_ffree),
+            ],
+            volume_condition=csi_pb2.VolumeCondition(abnormal=False, message="volume is healthy"))
+
+    # --- helpers -----------------------------------------------------------------------
+    def _hold(self, context: grpc.ServicerContext, volume_id: str, path: str):
+        """One operation per volume and path at a time; a concurrent one gets ABORTED."""
+        return self.locks.hold_or_abort(context, f"{volume_id}@{path}")
+
+    def _unreachable(self, server: str) -> str:
+        """'' when a TCP connect to the NFS port succeeds, else why it failed."""
+        try:
+            with socket.create_connection((server, self.nfs_port), self.reachability_timeout):
+                return ""
+        except OSError as err:
+            return f"NFS server {server} port {self.nfs_port} is unreachable: {err.strerror or err}"
+
+    def _mount_nfs_once(self, volume: NfsVolume, target: str) -> None:
+        existing = self.mounter.find_mount(target)
+        if existing is not None:
+            mounted_from = self.mounter.nfs_source(existing)
+            if mounted_from == volume.source:
+                return
+            raise NodeError(grpc.StatusCode.ALREADY_EXISTS,
+                            f"{target} is already mounted from {mounted_from or existing.source}, "
+                            f"not {volume.source}")
+        problem = self._unreachable(volume.server)
+        if problem:
+            raise NodeError(grpc.StatusCode.UNAVAILABLE,
+                            f"{problem}; check the mount target IP, the security group and that "
+                            "the node is in the file system's VPC")
+        self.mounter.mount_nfs(volume.server, volume.export_path, target, list(volume.options.options))
+
+    def _bind_staged(self, volume_id: str, request, target: str) -> None:
+        staging = request.staging_target_path
+        staged = self.mounter.find_mount(staging)
+        if staged is None:
+            raise NodeError(grpc.StatusCode.FAILED_PRECONDITION,
+                            f"volume {volume_id} is not staged at {staging}: NodeStageVolume first")
+        sub_path = _relative_path(request.volume_context, CONTEXT_SUB_PATH)
+        source = os.path.join(staging, sub_path) if sub_path else staging
+        if not self.mounter.is_directory(source):
+            raise NodeError(grpc.StatusCode.NOT_FOUND,
+                            f"sub-path {sub_path!r} does not exist in volume {volume_id}")
+        expected_root = posixpath.normpath(posixpath.join(staged.root, sub_path))
+        existing = self.mounter.find_mount(target)
+        if existing is not None:
+            if (existing.device, existing.root, existing.read_only) == (
+                    staged.device, expected_root, request.readonly):
+                return
+            raise NodeError(grpc.StatusCode.ALREADY_EXISTS,
+                            f"{target} is already mounted, but not as a "
+                            f"{'read-only' if request.readonly else 'read-write'} bind of {source}")
+        os.makedirs(target, exist_ok=True)
+        self.mounter.bind_mount(source, target, read_only=request.readonly)
+
+    def _mount_inline(self, request, target: str) -> None:
+        volume = nfs_volume(request.volume_context, request.volume_capability.mount.mount_flags,
+                            extra_options=["ro"] if request.readonly else [])
+        # Inline volumes have no staging mount: the sub-path goes into the NFS source itself.
+        if volume.sub_path:
+            volume = dataclasses.replace(
+                volume, export_path=posixpath.join(volume.export_path, volume.sub_path), sub_path="")
+        self._mount_nfs_once(volume, target)
+
+    def _unmount_and_remove(self, path: str) -> None:
+        self.mounter.unmount(path)
+        try:
+            os.rmdir(path)
+        except FileNotFoundError:
+            pass
+        except OSError as err:
+            raise NodeError(grpc.StatusCode.INTERNAL,
+                            f"{path} is unmounted but cannot be removed: {err.strerror}") from None
+
+
+def _abnormal(message: str) -> csi_pb2.NodeGetVolumeStatsResponse:
+    return csi_pb2.NodeGetVolumeStatsResponse(
+        volume_condition=csi_pb2.VolumeCondition(abnormal=True, message=message))
+
+
+def build_node(config) -> NodeServicer:
+    """The node servicer `main.py` registers; the node needs no cloud credentials."""
+    return NodeServicer(config.node_id, config.zone, Mounter(timeout=config.mount_timeout))

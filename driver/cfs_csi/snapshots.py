@@ -1,0 +1,123 @@
+"""CFS snapshots behind CreateSnapshot / DeleteSnapshot / ListSnapshots / GetSnapshot and clones.
+
+The CSI snapshot id is the CFS SnapshotId. CreateSnapshot is idempotent by name: the CFS
+snapshot name is derived from the CSI name and looked up before creating. A clone is a
+temporary snapshot of the source (named after the new volume, so a retried clone finds it),
+a restore from it, and the deletion of the temporary snapshot once the clone is available.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from datetime import datetime, timezone
+
+import grpc
+from cfs_cloud import CfsClient
+from cfs_cloud.errors import CfsNotFound, SnapshotCreateFailed, WaitTimeout
+from google.protobuf import timestamp_pb2
+
+from cfs_csi import params
+from cfs_csi.csipb import csi_pb2
+from cfs_csi.rpc_errors import ControllerError
+from cfs_csi.volume_id import FilesystemVolume
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT_AVAILABLE = "available"
+SNAPSHOT_ID_RE = re.compile(r"^cfssnap-[a-z0-9]+$")
+MAX_SNAPSHOT_NAME = 64
+SNAPSHOT_PREFIX = "cfs-csi-"
+CLONE_PREFIX = "cfs-csi-clone-"
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+MIB = 1 << 20
+
+
+def snapshot_name(csi_name: str, prefix: str = SNAPSHOT_PREFIX) -> str:
+    plain = prefix + csi_name
+    if params.NAME_PART_RE.match(csi_name) and len(plain) <= MAX_SNAPSHOT_NAME:
+        return plain
+    return prefix + "h" + hashlib.sha256(csi_name.encode()).hexdigest()[:40]
+
+
+def is_snapshot_id(snapshot_id: str) -> bool:
+    return bool(SNAPSHOT_ID_RE.match(snapshot_id))
+
+
+def _timestamp(text: str | None) -> timestamp_pb2.Timestamp:
+    stamp = timestamp_pb2.Timestamp()
+    if text:
+        try:
+            moment = datetime.strptime(text, TIME_FORMAT).replace(tzinfo=timezone.utc)
+        except ValueError:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        stamp.FromDatetime(moment)
+    return stamp
+
+
+def to_csi(info: dict) -> csi_pb2.Snapshot:
+    return csi_pb2.Snapshot(
+        snapshot_id=info["SnapshotId"],
+        source_volume_id=FilesystemVolume(info["FileSystemId"]).encode(),
+        size_bytes=int(info.get("Size") or 0) * MIB,  # SnapshotInfo.Size is in MiB
+        creation_time=_timestamp(info.get("CreationTime")),
+        ready_to_use=info.get("Status") == SNAPSHOT_AVAILABLE,
+    )
+
+
+def describe(client: CfsClient, snapshot_id: str) -> dict | None:
+    try:
+        for info in client.iter_snapshots(SnapshotId=snapshot_id):
+            if info.get("SnapshotId") == snapshot_id:
+                return info
+    except CfsNotFound:
+        pass
+    return None
+
+
+def create(client: CfsClient, name: str, file_system_id: str) -> dict:
+    """The snapshot called `name` of `file_system_id`, created when missing (not awaited)."""
+    found = client.find_snapshot_by_name(name)
+    if found is not None:
+        if found.get("FileSystemId") != file_system_id:
+            raise ControllerError(
+                grpc.StatusCode.ALREADY_EXISTS,
+                f"snapshot {name} exists as {found['SnapshotId']} of another volume "
+                f"(fs:{found.get('FileSystemId')})")
+        return found
+    reply = client.call("CreateCfsSnapshot", {"FileSystemId": file_system_id, "SnapshotName": name})
+    log.info("created snapshot %s (%s) of %s", reply["SnapshotId"], name, file_system_id)
+    return describe(client, reply["SnapshotId"]) or {
+        "SnapshotId": reply["SnapshotId"], "FileSystemId": file_system_id, "SnapshotName": name}
+
+
+def delete(client: CfsClient, snapshot_id: str) -> None:
+    try:
+        client.call("DeleteCfsSnapshot", {"SnapshotId": snapshot_id})
+    except CfsNotFound:
+        pass
+
+
+def temporary_for_clone(client: CfsClient, volume_name: str, source_fs_id: str,
+                        timeout: float) -> str:
+    """An available snapshot of the source to restore a clone from; reused by retries."""
+    info = create(client, snapshot_name(volume_name, CLONE_PREFIX), source_fs_id)
+    if info.get("Status") == SNAPSHOT_AVAILABLE:
+        return info["SnapshotId"]
+    try:
+        return client.wait_snapshot_available(info["SnapshotId"], timeout=timeout)["SnapshotId"]
+    except SnapshotCreateFailed as err:
+        delete(client, info["SnapshotId"])
+        raise ControllerError(grpc.StatusCode.INTERNAL,
+                              f"clone of fs:{source_fs_id}: temporary snapshot failed: {err}") from None
+    except WaitTimeout:
+        raise ControllerError(grpc.StatusCode.ABORTED,
+                              f"clone of fs:{source_fs_id}: temporary snapshot "
+                              f"{info['SnapshotId']} not ready after {timeout:g}s; retry continues") from None
+
+
+def drop_clone_snapshot(client: CfsClient, volume_name: str) -> None:
+    found = client.find_snapshot_by_name(snapshot_name(volume_name, CLONE_PREFIX))
+    if found is not None:
+        delete(client, found["SnapshotId"])

@@ -1,0 +1,340 @@
+"""kopf handlers: thin adapters from Kubernetes causes to the reconcile functions.
+
+Everything registers into a registry passed to `register()` (no import-time global registry).
+Handlers are async: they read kopf's in-memory indices on the event loop and run the blocking
+cloud work in the runtime's worker pool. One asyncio lock per object keeps change handlers and
+timers of the same object from reconciling at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import kopf
+
+from cfs_cloud import CfsInUse
+
+from cfs_operator import metrics
+from cfs_operator.changes import ChangeLog
+from cfs_operator.conditions import IN_USE, READY, SYNCED, Condition, merge_conditions, now_iso, without_condition
+from cfs_operator.config import OperatorConfig
+from cfs_operator.failures import classify
+from cfs_operator.groups import GroupState, delete_group, reconcile_group
+from cfs_operator.policies import PolicyState, delete_policy, reconcile_policy
+from cfs_operator.runtime import OperatorRuntime
+from cfs_operator.selection import ClaimRecord, VolumeRecord, claim_record, resolve_file_systems, volume_record
+from cfs_operator.specs import PolicySpec, SpecError, deletion_policy_of, parse_group_spec, parse_policy_spec
+
+log = logging.getLogger(__name__)
+
+GROUP = "cfs.tencentcloud.com"
+VERSION = "v1alpha1"
+PGROUPS = "cfspermissiongroups"
+POLICIES = "cfsautosnapshotpolicies"
+FINALIZER = "cfs.tencentcloud.com/finalizer"
+PGROUP_KIND = "CfsPermissionGroup"
+POLICY_KIND = "CfsAutoSnapshotPolicy"
+PGROUP_ID = "pGroupId"
+POLICY_ID = "autoSnapshotPolicyId"
+
+Work = Callable[[ChangeLog], Awaitable[dict[str, Any]]]
+
+
+def _lock(memo: kopf.Memo) -> asyncio.Lock:
+    return memo.setdefault("reconcile_lock", asyncio.Lock())
+
+
+def _emit(body: kopf.Body, kind: str, changes: ChangeLog) -> None:
+    for change in changes.changes:
+        metrics.CLOUD_CHANGES.labels(kind, change.reason).inc()
+        kopf.event(body, type="Normal", reason=change.reason, message=change.message)
+
+
+async def _converge(*, kind: str, id_field: str, trigger: str, work: Work, body: kopf.Body,
+                    status: kopf.Status, meta: kopf.Meta, patch: kopf.Patch, memo: kopf.Memo,
+                    retry: int = 0) -> None:
+    """Run one reconciliation and record its outcome in status, conditions, Events and metrics.
+
+    Change handlers raise kopf's Temporary/PermanentError so kopf retries (or stops); timers
+    only record the failure, since they run again anyway.
+    """
+    runtime: OperatorRuntime = memo.runtime
+    generation = meta.get("generation")
+    changes = ChangeLog()
+    async with _lock(memo):
+        try:
+            fields = await work(changes)
+        except Exception as error:  # every failure becomes a condition, whatever its kind
+            _emit(body, kind, changes)
+            failure = classify(error)
+            cloud_id = changes.cloud_id or status.get(id_field)
+            if changes.cloud_id:
+                patch.status[id_field] = changes.cloud_id
+            updates = [Condition(SYNCED, False, failure.reason, failure.message)]
+            if failure.permanent or not cloud_id:
+                updates.append(Condition(READY, False, failure.reason, failure.message))
+            patch.status["conditions"] = merge_conditions(status.get("conditions"), updates, generation)
+            metrics.RECONCILES.labels(kind, trigger, "error").inc()
+            metrics.ERRORS.labels(kind, failure.reason).inc()
+            kopf.event(body, type="Warning", reason=failure.reason, message=failure.message)
+            if trigger in ("drift", "selection"):
+                log.warning("%s %s: %s", kind, meta.get("name"), failure.message)
+                return
+            if failure.permanent:
+                raise kopf.PermanentError(failure.message) from None
+            raise kopf.TemporaryError(failure.message,
+                                      delay=runtime.config.retry_after(retry, failure.slow_retry)) from None
+    _emit(body, kind, changes)
+    repaired = trigger == "drift" and bool(changes)
+    if repaired:
+        metrics.DRIFT_REPAIRS.labels(kind).inc()
+        kopf.event(body, type="Warning", reason="DriftRepaired",
+                   message=f"the cloud differed from the spec; made {len(changes.changes)} change(s)")
+    metrics.RECONCILES.labels(kind, trigger, "ok").inc()
+    patch.status.update(fields)
+    patch.status.update({"observedGeneration": generation, "lastSyncTime": now_iso(), "creating": None})
+    synced = Condition(SYNCED, True, "DriftRepaired" if repaired else "InSync",
+                       "repaired drift: " + "; ".join(c.message for c in changes.changes) if repaired
+                       else "the cloud matches the spec")
+    ready = Condition(READY, True, "Reconciled", f"{kind} {fields[id_field]} is in place")
+    patch.status["conditions"] = merge_conditions(
+        without_condition(status.get("conditions"), IN_USE), [ready, synced], generation)
+
+
+# ---- permission groups ------------------------------------------------------------------------
+
+def _group_status(state: GroupState) -> dict[str, Any]:
+    return {
+        PGROUP_ID: state.group.pgroup_id,
+        "name": state.group.name,
+        "bindCfsNum": state.group.bind_cfs_num,
+        "ruleCount": len(state.rules),
+        "rules": [
+            {"ruleId": r.rule_id, "clientIp": r.rule.client_ip, "rwPermission": r.rule.rw_permission,
+             "userPermission": r.rule.user_permission, "priority": r.rule.priority}
+            for r in state.rules
+        ],
+        "adopted": state.adopted,
+    }
+
+
+def _mark_creating(spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta, patch: kopf.Patch,
+                   id_field: str, adopt_field: str, name_field: str) -> None:
+    """Remember which name we are about to create, so a create whose reply was lost is recognised."""
+    if not status.get(id_field) and not spec.get(adopt_field):
+        patch.status["creating"] = spec.get(name_field) or meta["name"]
+
+
+async def _reconcile_group(trigger: str, *, body: kopf.Body, spec: kopf.Spec, status: kopf.Status,
+                           meta: kopf.Meta, patch: kopf.Patch, memo: kopf.Memo, retry: int = 0) -> None:
+    runtime: OperatorRuntime = memo.runtime
+    _mark_creating(spec, status, meta, patch, PGROUP_ID, "pGroupId", "name")
+
+    async def work(changes: ChangeLog) -> dict[str, Any]:
+        parsed = parse_group_spec(spec, meta["name"])
+        # The persisted status: a "creating" mark there comes from an earlier, interrupted attempt.
+        state = await runtime.run(reconcile_group, runtime.client, parsed, dict(status), changes)
+        return _group_status(state)
+
+    await _converge(kind=PGROUP_KIND, id_field=PGROUP_ID, trigger=trigger, work=work, body=body,
+                    status=status, meta=meta, patch=patch, memo=memo, retry=retry)
+
+
+async def group_changed(body: kopf.Body, spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta,
+                        patch: kopf.Patch, memo: kopf.Memo, retry: int, **_: Any) -> None:
+    await _reconcile_group("change", body=body, spec=spec, status=status, meta=meta, patch=patch,
+                           memo=memo, retry=retry)
+
+
+async def group_drift(body: kopf.Body, spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta,
+                      patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+    # Creation belongs to the change handlers; a busy object is checked on the next tick.
+    if not status.get(PGROUP_ID) or _lock(memo).locked():
+        return
+    await _reconcile_group("drift", body=body, spec=spec, status=status, meta=meta, patch=patch, memo=memo)
+
+
+async def _delete(*, kind: str, id_field: str, adopt_field: str, remove: Callable[..., None],
+                  body: kopf.Body, spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta,
+                  patch: kopf.Patch, memo: kopf.Memo, retry: int) -> None:
+    runtime: OperatorRuntime = memo.runtime
+    cloud_id = status.get(id_field)
+    policy = deletion_policy_of(spec, adopt_field)
+    if not cloud_id:
+        return
+    if policy == "Retain":
+        kopf.event(body, type="Normal", reason="Retained", message=f"left {cloud_id} in the cloud (deletionPolicy Retain)")
+        metrics.RECONCILES.labels(kind, "delete", "ok").inc()
+        return
+    changes = ChangeLog()
+    async with _lock(memo):
+        try:
+            await runtime.run(remove, runtime.client, cloud_id, changes)
+        except Exception as error:
+            _emit(body, kind, changes)
+            failure = classify(error)
+            metrics.RECONCILES.labels(kind, "delete", "error").inc()
+            metrics.ERRORS.labels(kind, failure.reason).inc()
+            if isinstance(error, CfsInUse):
+                message = (f"{cloud_id} is still used by {status.get('bindCfsNum', 'some')} file system(s); "
+                           "deletion waits until they use another permission group")
+                patch.status["conditions"] = merge_conditions(
+                    status.get("conditions"), [Condition(IN_USE, True, "BoundToFileSystems", message)],
+                    meta.get("generation"))
+                kopf.event(body, type="Warning", reason="InUse", message=message)
+            else:
+                kopf.event(body, type="Warning", reason=failure.reason, message=failure.message)
+            # Never give up on a delete: the finalizer stays until the cloud object is gone.
+            raise kopf.TemporaryError(failure.message,
+                                      delay=runtime.config.retry_after(retry, failure.slow_retry)) from None
+    _emit(body, kind, changes)
+    metrics.RECONCILES.labels(kind, "delete", "ok").inc()
+
+
+async def group_deleted(body: kopf.Body, spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta,
+                        patch: kopf.Patch, memo: kopf.Memo, retry: int, **_: Any) -> None:
+    await _delete(kind=PGROUP_KIND, id_field=PGROUP_ID, adopt_field="pGroupId", remove=delete_group,
+                  body=body, spec=spec, status=status, meta=meta, patch=patch, memo=memo, retry=retry)
+
+
+# ---- claim / volume / namespace indices -------------------------------------------------------
+
+def cfs_claims(body: kopf.Body, namespace: str | None, name: str | None, **_: Any) -> dict[Any, Any]:
+    # Always return the key, with None for claims not (yet) bound, so a re-bind replaces the entry.
+    return {(namespace, name): claim_record(body)}
+
+
+def cfs_volumes(body: kopf.Body, name: str | None, **_: Any) -> dict[Any, Any]:
+    return {name: volume_record(body)}
+
+
+def cfs_namespaces(name: str | None, labels: kopf.Labels, **_: Any) -> dict[Any, Any]:
+    return {name: dict(labels)}
+
+
+def _single(index: kopf.Index) -> dict[Any, Any]:
+    """{key: value} from a kopf index where each key holds one object's value."""
+    return {key: value for key, store in index.items() for value in store}
+
+
+def desired_file_systems(spec: PolicySpec, namespaces: kopf.Index, claims: kopf.Index,
+                         volumes: kopf.Index) -> set[str] | None:
+    if not spec.manages_bindings:
+        return None
+    wanted = set(spec.file_system_ids or ())
+    if spec.claim_selector is not None:
+        claim_records: list[ClaimRecord] = [c for c in _single(claims).values() if c is not None]
+        volume_records: dict[str, VolumeRecord] = {k: v for k, v in _single(volumes).items() if v is not None}
+        wanted |= resolve_file_systems(spec.claim_selector, _single(namespaces), claim_records, volume_records)
+    return wanted
+
+
+# ---- automatic snapshot policies --------------------------------------------------------------
+
+def _policy_status(state: PolicyState) -> dict[str, Any]:
+    return {
+        POLICY_ID: state.policy.policy_id,
+        "policyName": state.policy.policy_name,
+        "fileSystemIds": list(state.policy.file_system_ids),
+        "fileSystemCount": len(state.policy.file_system_ids),
+        "nextActiveTime": state.policy.next_active_time,
+        "adopted": state.adopted,
+    }
+
+
+async def _reconcile_policy(trigger: str, *, body: kopf.Body, spec: kopf.Spec, status: kopf.Status,
+                            meta: kopf.Meta, patch: kopf.Patch, memo: kopf.Memo, indices: Mapping[str, kopf.Index],
+                            retry: int = 0) -> None:
+    runtime: OperatorRuntime = memo.runtime
+    _mark_creating(spec, status, meta, patch, POLICY_ID, "autoSnapshotPolicyId", "policyName")
+
+    async def work(changes: ChangeLog) -> dict[str, Any]:
+        parsed = parse_policy_spec(spec, meta["name"])
+        desired = desired_file_systems(parsed, **indices)
+        state = await runtime.run(reconcile_policy, runtime.client, parsed, desired, dict(status), changes)
+        return _policy_status(state)
+
+    await _converge(kind=POLICY_KIND, id_field=POLICY_ID, trigger=trigger, work=work, body=body,
+                    status=status, meta=meta, patch=patch, memo=memo, retry=retry)
+
+
+async def policy_changed(body: kopf.Body, spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta,
+                         patch: kopf.Patch, memo: kopf.Memo, retry: int, cfs_namespaces: kopf.Index,
+                         cfs_claims: kopf.Index, cfs_volumes: kopf.Index, **_: Any) -> None:
+    indices = {"namespaces": cfs_namespaces, "claims": cfs_claims, "volumes": cfs_volumes}
+    await _reconcile_policy("change", body=body, spec=spec, status=status, meta=meta, patch=patch,
+                            memo=memo, indices=indices, retry=retry)
+
+
+async def policy_drift(body: kopf.Body, spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta,
+                       patch: kopf.Patch, memo: kopf.Memo, cfs_namespaces: kopf.Index,
+                       cfs_claims: kopf.Index, cfs_volumes: kopf.Index, **_: Any) -> None:
+    if not status.get(POLICY_ID) or _lock(memo).locked():
+        return
+    indices = {"namespaces": cfs_namespaces, "claims": cfs_claims, "volumes": cfs_volumes}
+    await _reconcile_policy("drift", body=body, spec=spec, status=status, meta=meta, patch=patch,
+                            memo=memo, indices=indices)
+
+
+async def policy_selection(body: kopf.Body, spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta,
+                           patch: kopf.Patch, memo: kopf.Memo, cfs_namespaces: kopf.Index,
+                           cfs_claims: kopf.Index, cfs_volumes: kopf.Index, **_: Any) -> None:
+    """Follow claims: reconcile only when the selector now resolves to other file systems."""
+    if not status.get(POLICY_ID) or _lock(memo).locked():
+        return
+    try:
+        parsed = parse_policy_spec(spec, meta["name"])
+    except SpecError:
+        return  # already reported by the change handler
+    if parsed.claim_selector is None:
+        return
+    indices = {"namespaces": cfs_namespaces, "claims": cfs_claims, "volumes": cfs_volumes}
+    if desired_file_systems(parsed, **indices) == set(status.get("fileSystemIds") or ()):
+        return
+    await _reconcile_policy("selection", body=body, spec=spec, status=status, meta=meta, patch=patch,
+                            memo=memo, indices=indices)
+
+
+async def policy_deleted(body: kopf.Body, spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta,
+                         patch: kopf.Patch, memo: kopf.Memo, retry: int, **_: Any) -> None:
+    await _delete(kind=POLICY_KIND, id_field=POLICY_ID, adopt_field="autoSnapshotPolicyId",
+                  remove=delete_policy, body=body, spec=spec, status=status, meta=meta, patch=patch,
+                  memo=memo, retry=retry)
+
+
+# ---- wiring -----------------------------------------------------------------------------------
+
+def operator_settings() -> kopf.OperatorSettings:
+    settings = kopf.OperatorSettings()
+    settings.persistence.finalizer = FINALIZER
+    # Handler progress and the diff base live in annotations, so the status schema stays ours.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration")
+    # Our own Events (kopf.event) describe cloud changes; kopf's log lines only when they warn.
+    settings.posting.level = logging.WARNING
+    return settings
+
+
+def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
+    """Register every handler of the operator into `registry`."""
+    def resource(plural: str, decorator: Callable[..., Any], **options: Any) -> Callable[..., Any]:
+        return decorator(GROUP, VERSION, plural, registry=registry, **options)
+
+    for plural, changed, deleted, drift in (
+        (PGROUPS, group_changed, group_deleted, group_drift),
+        (POLICIES, policy_changed, policy_deleted, policy_drift),
+    ):
+        for decorator in (kopf.on.create, kopf.on.update, kopf.on.resume):
+            resource(plural, decorator)(changed)
+        resource(plural, kopf.on.delete)(deleted)
+        resource(plural, kopf.timer, interval=config.drift_interval, initial_delay=config.drift_interval)(drift)
+    resource(POLICIES, kopf.timer, interval=config.selection_interval,
+             initial_delay=config.selection_interval)(policy_selection)
+
+    kopf.index("v1", "persistentvolumeclaims", registry=registry)(cfs_claims)
+    kopf.index("v1", "persistentvolumes", registry=registry)(cfs_volumes)
+    kopf.index("v1", "namespaces", registry=registry)(cfs_namespaces)

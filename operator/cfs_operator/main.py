@@ -1,0 +1,90 @@
+"""`cfs-operator`: flags → config, cloud client from the shared environment, kopf's main loop."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from collections.abc import Sequence
+
+import kopf
+import prometheus_client
+
+from cfs_cloud import CfsClient, CloudConfig
+
+from cfs_operator.config import OperatorConfig
+from cfs_operator.handlers import operator_settings, register
+from cfs_operator.runtime import OperatorRuntime
+
+log = logging.getLogger("cfs_operator")
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="cfs-operator",
+        description="Reconciles CfsPermissionGroup and CfsAutoSnapshotPolicy resources against "
+                    "the CFS API. Cloud endpoint, region and credentials come from CFS_ENDPOINT, "
+                    "TENCENTCLOUD_REGION, TENCENTCLOUD_SECRET_ID/KEY or CFS_CREDENTIALS_DIR.")
+    defaults = OperatorConfig()
+    parser.add_argument("--namespace", action="append", default=[],
+                        help="watch only this namespace's claims (repeatable; default: clusterwide)")
+    parser.add_argument("--peering", metavar="NAME", default=None,
+                        help="kopf peering name: one active replica among those sharing it "
+                             "(needs the ClusterKopfPeering CRD; default: standalone)")
+    parser.add_argument("--liveness", metavar="URL", default=None,
+                        help="liveness endpoint, e.g. http://0.0.0.0:8081/healthz (default: off)")
+    parser.add_argument("--metrics-address", metavar="HOST:PORT", default="",
+                        help="serve Prometheus /metrics here (default: off)")
+    parser.add_argument("--drift-interval", type=float, default=defaults.drift_interval, metavar="SECONDS",
+                        help="how often each resource re-reads the cloud and repairs drift")
+    parser.add_argument("--selection-interval", type=float, default=defaults.selection_interval,
+                        metavar="SECONDS", help="how often snapshot policies re-resolve their claim selector")
+    parser.add_argument("--workers", type=int, default=defaults.workers,
+                        help="threads making cloud calls (paced by the client's rate limits)")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    return parser.parse_args(argv)
+
+
+def split_address(address: str) -> tuple[str, int]:
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise SystemExit(f"--metrics-address {address!r}: expected HOST:PORT")
+    return host or "0.0.0.0", int(port)
+
+
+def config_from_args(args: argparse.Namespace) -> OperatorConfig:
+    try:
+        return OperatorConfig(drift_interval=args.drift_interval, selection_interval=args.selection_interval,
+                              workers=args.workers)
+    except ValueError as exc:
+        raise SystemExit(f"cfs-operator: {exc}") from None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = config_from_args(args)
+    cloud_config = CloudConfig.from_env()
+    if not cloud_config.has_credentials():
+        log.warning("no CFS credentials configured; every cloud call will fail with AuthFailure until "
+                    "TENCENTCLOUD_SECRET_ID/KEY or CFS_CREDENTIALS_DIR provide them")
+    if args.metrics_address:
+        host, port = split_address(args.metrics_address)
+        prometheus_client.start_http_server(port, addr=host)
+    runtime = OperatorRuntime(config, CfsClient(cloud_config))
+    registry = kopf.SmartOperatorRegistry()     # includes kopf's in-cluster / kubeconfig logins
+    register(registry, config)
+    try:
+        asyncio.run(kopf.operator(
+            registry=registry,
+            settings=operator_settings(),
+            clusterwide=not args.namespace,
+            namespaces=args.namespace,
+            standalone=args.peering is None,
+            peering_name=args.peering,
+            liveness_endpoint=args.liveness,
+            memo=kopf.Memo(runtime=runtime),
+        ))
+    finally:
+        runtime.close()
+    return 0

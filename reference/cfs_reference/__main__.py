@@ -1,0 +1,3 @@
+from cfs_reference.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,175 @@
+"""`cfs-reference`: run the reference CFS service (flags, or the same keys in a YAML --config)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from aiohttp import web
+
+from cfs_reference.backend import Backend
+from cfs_reference.calls import CallLog
+from cfs_reference.catalogue import documented_rate_limits
+from cfs_reference.faults import Faults, parse_fault, parse_latency
+from cfs_reference.nfs import make_data_plane
+from cfs_reference.protocol import Protocol
+from cfs_reference.ratelimit import RateLimiter
+from cfs_reference.server import build_app
+from cfs_reference.signatures import Verifier
+
+DEFAULT_REGION = "ap-shanghai-fsi"
+CREDENTIALS_ENV = "CFS_REFERENCE_CREDENTIALS"
+log = logging.getLogger("cfs_reference")
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str
+    port: int
+    port_file: Path | None
+    state_dir: Path
+    credentials: dict[str, str]
+    admin_token: str
+    regions: list[str]
+    create_delay: float
+    rate_limits: dict[str, int]
+    rate_limits_enabled: bool
+    faults: Faults
+    nfs: str
+    mount_ip_pool: str
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cfs-reference", description=__doc__)
+    parser.add_argument("--config", type=Path, help="YAML file with any of these options (flag names as keys)")
+    parser.add_argument("--listen", default="127.0.0.1:8080", help="HOST:PORT (port 0 picks a free port)")
+    parser.add_argument("--port-file", type=Path, help="write the bound port here once listening")
+    parser.add_argument("--state-dir", type=Path, default=Path("cfs-reference-state"))
+    parser.add_argument("--credential", action="append", default=[], metavar="ID:KEY",
+                        help=f"repeatable; also {CREDENTIALS_ENV}='id:key,id2:key2'")
+    parser.add_argument("--admin-token", default="", help="protects /_admin/* (disabled when empty)")
+    parser.add_argument("--region", default=DEFAULT_REGION)
+    parser.add_argument("--regions", action="append", default=[], metavar="NAME", help="more regions (repeatable)")
+    parser.add_argument("--create-delay", type=float, default=2.0, metavar="SECONDS")
+    parser.add_argument("--rate-limit", action="append", default=[], metavar="ACTION=N",
+                        help="override a documented per-action limit (0 = unlimited)")
+    parser.add_argument("--no-rate-limits", action="store_true")
+    parser.add_argument("--fault", action="append", default=[], metavar="ACTION:CODE:RATE")
+    parser.add_argument("--latency", action="append", default=[], metavar="ACTION:MS")
+    parser.add_argument("--create-failed-rate", type=float, default=0.0)
+    parser.add_argument("--nfs", choices=("auto", "on", "off"), default="auto")
+    parser.add_argument("--mount-ip-pool", default="127.16.0.0/16", metavar="CIDR")
+    parser.add_argument("--log-level", default="INFO")
+    return parser
+
+
+def parse_settings(argv: list[str]) -> tuple[Settings, str]:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.config:
+        loaded = yaml.safe_load(args.config.read_text()) or {}
+        if not isinstance(loaded, dict):
+            parser.error(f"--config {args.config}: expected a mapping of option names")
+        known = {action.dest for action in parser._actions}
+        defaults = {key.replace("-", "_"): value for key, value in loaded.items()}
+        unknown = sorted(set(defaults) - known)
+        if unknown:
+            parser.error(f"--config {args.config}: unknown options {', '.join(unknown)}")
+        parser.set_defaults(**defaults)
+        args = parser.parse_args(argv)
+    credentials = _credentials(parser, args.credential + _env_credentials())
+    host, _, port = args.listen.rpartition(":")
+    try:
+        faults = Faults([parse_fault(f) for f in args.fault], dict(parse_latency(x) for x in args.latency),
+                        args.create_failed_rate)
+        rate_limits = dict(_rate_limit(x) for x in args.rate_limit)
+        settings = Settings(
+            host=host or "127.0.0.1",
+            port=int(port),
+            port_file=args.port_file,
+            state_dir=args.state_dir,
+            credentials=credentials,
+            admin_token=args.admin_token,
+            regions=[args.region, *args.regions],
+            create_delay=args.create_delay,
+            rate_limits=rate_limits,
+            rate_limits_enabled=not args.no_rate_limits,
+            faults=faults,
+            nfs=args.nfs,
+            mount_ip_pool=args.mount_ip_pool,
+        )
+    except ValueError as error:
+        parser.error(str(error))
+    return settings, args.log_level
+
+
+def _env_credentials() -> list[str]:
+    return [item for item in os.environ.get(CREDENTIALS_ENV, "").split(",") if item.strip()]
+
+
+def _credentials(parser: argparse.ArgumentParser, pairs: list[str]) -> dict[str, str]:
+    credentials = {}
+    for pair in pairs:
+        secret_id, sep, secret_key = pair.strip().partition(":")
+        if not sep or not secret_id or not secret_key:
+            parser.error("--credential wants ID:KEY")  # never echo the value: it holds a secret
+        credentials[secret_id] = secret_key
+    if not credentials:
+        parser.error(f"give at least one --credential ID:KEY (or {CREDENTIALS_ENV})")
+    return credentials
+
+
+def _rate_limit(text: str) -> tuple[str, int]:
+    action, sep, limit = text.partition("=")
+    if not sep or not action:
+        raise ValueError(f"--rate-limit wants ACTION=N, got {text!r}")
+    return action, int(limit)
+
+
+async def serve(settings: Settings) -> None:
+    backend = Backend(
+        settings.state_dir, settings.regions, settings.mount_ip_pool,
+        make_data_plane(settings.nfs, settings.state_dir), settings.create_delay, settings.faults.create_fails,
+    )
+    protocol = Protocol(
+        backend,
+        Verifier(settings.credentials),
+        RateLimiter(documented_rate_limits(), settings.rate_limits, settings.rate_limits_enabled),
+        settings.faults,
+        CallLog(),
+    )
+    runner = web.AppRunner(build_app(protocol, settings.admin_token), access_log=None, handle_signals=False)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, settings.host, settings.port)
+        await site.start()
+        port = runner.addresses[0][1]
+        if settings.port_file:
+            partial = settings.port_file.with_suffix(".tmp")
+            partial.write_text(f"{port}\n")
+            partial.replace(settings.port_file)
+        print(f"cfs-reference listening on http://{settings.host}:{port}", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def main(argv: list[str] | None = None) -> int:
+    settings, log_level = parse_settings(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(
+        level=log_level.upper(), stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    asyncio.run(serve(settings))
+    return 0

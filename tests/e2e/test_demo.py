@@ -1,0 +1,91 @@
+"""`python -m cfs_csi.demo` (the README's first command) runs end to end and says what it did."""
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cfs_csi.demo import kernel_has_nfs_client
+
+pytestmark = pytest.mark.skipif(
+    not (shutil.which("ganesha.nfsd") and shutil.which("nfs-cp")),
+    reason="the demo serves NFS with nfs-ganesha and reads it with libnfs "
+           "(Debian: nfs-ganesha nfs-ganesha-vfs libnfs-utils; `make demo` installs them)")
+
+V4_OPTIONS = "vers=4.0,noresvport,hard,timeo=600,retrans=2"
+ORDER = [
+    "Start the reference CFS service: ok",
+    "Start the controller plugin: ok",
+    "Start the node plugin: ok",
+    "CreateVolume demo-volume: ok",
+    "NodeStageVolume:",
+    "NodePublishVolume:",
+    "Write and read a file: ok, hello-cfs.txt = 'hello from the cfs-csi demo'",
+    "NodeGetVolumeStats:",
+    "CreateSnapshot: ok",
+    "CreateVolume demo-restored from snapshot cfssnap-",
+    "Read the file from the restored volume: ok, hello-cfs.txt = 'hello from the cfs-csi demo'",
+    "ControllerExpandVolume: ok, 20 GiB",
+    "NodeUnpublishVolume: ok",
+    "NodeUnstageVolume: ok",
+    "DeleteSnapshot: ok",
+    "DeleteVolume: ok",
+    "DeleteVolume: ok",
+    "demo finished:",
+]
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("demo")
+    result = subprocess.run([sys.executable, "-m", "cfs_csi.demo", "--workdir", str(workdir)],
+                            capture_output=True, text=True, timeout=600)
+    return workdir, result
+
+
+def test_demo_walks_every_step_in_order(demo):
+    workdir, result = demo
+    assert result.returncode == 0, result.stdout + result.stderr
+    position = 0
+    for expected in ORDER:
+        found = result.stdout.find(expected, position)
+        assert found >= 0, f"{expected!r} missing after position {position}:\n{result.stdout}"
+        position = found + len(expected)
+    numbers = [int(n) for n in re.findall(r"^\[\s*(\d+)\]", result.stdout, re.MULTILINE)]
+    assert numbers == list(range(1, len(numbers) + 1))
+
+
+def test_demo_is_honest_about_the_missing_nfs_client(demo):
+    workdir, result = demo
+    staging = workdir / "kubelet/plugins/demo-volume/globalmount"
+    command = re.search(r"mount -t nfs -o (\S+) (\S+):/ (\S+)", result.stdout)
+    assert command, result.stdout
+    assert command.group(1) == V4_OPTIONS
+    assert command.group(3) == str(staging)
+    if kernel_has_nfs_client():
+        assert "NodeStageVolume: ok" in result.stdout
+        assert "NodePublishVolume: ok" in result.stdout
+    else:
+        assert "NodeStageVolume: skipped: this machine's kernel has no NFS client" in result.stdout
+        assert "mount.nfs: No such device" in result.stdout  # the node really ran mount
+        assert "NodeStageVolume: ok" not in result.stdout
+        assert "NodePublishVolume: skipped" in result.stdout
+        assert "over NFSv4 with libnfs" in result.stdout
+
+
+def test_demo_leaves_nothing_running_and_logs_no_secrets(demo):
+    workdir, result = demo
+    leftovers = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if str(workdir).encode() in cmdline.read_bytes():
+                leftovers.append(cmdline.parent.name)
+        except OSError:
+            continue  # the process ended while we looked
+    assert not leftovers, f"processes of the demo still running: {leftovers}"
+    for log in [*workdir.glob("*.log")]:
+        assert "AKID" not in log.read_text(), f"a SecretId reached {log.name}"
+    assert "AKID" not in result.stdout

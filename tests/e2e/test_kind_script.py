@@ -1,0 +1,66 @@
+"""tests/e2e/kind.sh: valid bash, skips (exit 77) with a message naming what is missing, and
+runs the whole kind scenario where Docker and kind are really there."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parent / "kind.sh"
+SKIPPED = 77
+TOOLS = ("docker", "kind", "kubectl", "helm", "curl", "python3")
+
+
+def run(path_dir: Path, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([shutil.which("bash"), str(SCRIPT)], capture_output=True, text=True, timeout=timeout,
+                          env={"PATH": str(path_dir), "HOME": str(path_dir)})
+
+
+def fake_tools(directory: Path, docker_info_status: int) -> None:
+    """Stand-ins for the tools: only `docker info` is ever run before the skip decision."""
+    directory.mkdir()
+    for tool in TOOLS:
+        body = f"exit {docker_info_status}" if tool == "docker" else "exit 0"
+        (directory / tool).write_text(f"#!{shutil.which('bash')}\n{body}\n")
+        (directory / tool).chmod(0o755)
+
+
+def test_script_is_valid_bash():
+    result = subprocess.run(["bash", "-n", str(SCRIPT)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert os.access(SCRIPT, os.X_OK)
+    assert SCRIPT.read_text().startswith("#!/usr/bin/env bash\n")
+
+
+def test_skips_naming_every_missing_tool(tmp_path):
+    result = run(tmp_path)
+    assert result.returncode == SKIPPED
+    assert result.stderr.strip() == f"SKIP: kind scenario needs {' '.join(TOOLS)} (not installed)"
+
+
+def test_skips_when_the_docker_daemon_is_unreachable(tmp_path):
+    fake_tools(tmp_path / "bin", docker_info_status=1)
+    result = run(tmp_path / "bin")
+    assert result.returncode == SKIPPED
+    assert "needs a running Docker daemon" in result.stderr
+    assert result.stdout == ""  # nothing was built or created
+
+
+def _docker_works() -> bool:
+    if not all(shutil.which(tool) for tool in TOOLS):
+        return False
+    return subprocess.run(["docker", "info"], capture_output=True, timeout=30).returncode == 0
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(3600)
+def test_kind_scenario():
+    if not _docker_works():
+        pytest.skip("kind scenario needs Docker (with a running daemon), kind, kubectl, helm, curl and python3")
+    result = subprocess.run([str(SCRIPT)], capture_output=True, text=True, timeout=3500)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    assert "kind scenario passed" in result.stdout

@@ -1,0 +1,151 @@
+"""cfs_cloud under load and failure, against the real reference service: injected faults,
+rate limits as the server counts them, coalesced waiting, and a dead endpoint."""
+
+import collections
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from prometheus_client import REGISTRY
+
+from cfs_cloud import CfsClient, CfsNetworkError, CloudConfig
+from cfs_cloud.limits import DOCUMENTED_RATE_LIMITS
+
+
+def fs_params(reference, name):
+    return {"Zone": f"{reference.region}-1", "NetInterface": "VPC", "PGroupId": "pgroupbasic",
+            "VpcId": "vpc-cloudtest", "SubnetId": "subnet-cloudtest", "FsName": name}
+
+
+def client_for(reference, **tuning):
+    return CfsClient(CloudConfig(endpoint=reference.url, region=reference.region,
+                                 secret_id=reference.secret_id, secret_key=reference.secret_key,
+                                 **tuning))
+
+
+def call_log(reference, action):
+    return reference.admin.calls().get(action, {}).get("calls", [])
+
+
+def max_calls_per_second(timestamps):
+    """Most calls in any 1-second window: the server's aligned windows and sliding ones."""
+    timestamps = sorted(timestamps)
+    aligned = max(collections.Counter(int(t) for t in timestamps).values())
+    sliding = max(sum(1 for u in timestamps if t <= u < t + 1.0) for t in timestamps)
+    return max(aligned, sliding)
+
+
+def test_every_call_succeeds_through_throttling_and_internal_errors(reference):
+    client = client_for(reference)
+    reference.admin.set_faults([
+        {"action": "*", "code": "RequestLimitExceeded", "rate": 0.3},
+        {"action": "*", "code": "InternalError", "rate": 0.05},
+    ])
+    retries_before = REGISTRY.get_sample_value(
+        "cfs_cloud_retries_total", {"action": "DescribeCfsFileSystems"}) or 0
+
+    def workload(i):
+        name = f"fault-{i}-{uuid.uuid4().hex[:6]}"
+        group = client.call("CreateCfsPGroup", {"Name": f"g{i}{uuid.uuid4().hex[:6]}"})
+        fs_id = client.call("CreateCfsFileSystem", fs_params(reference, name))["FileSystemId"]
+        info = client.wait_file_system_available(fs_id, timeout=30)
+        assert client.find_file_system_by_name(name)["FileSystemId"] == fs_id
+        client.call("DescribeCfsRules", {"PGroupId": group["PGroupId"]})
+        client.call("DeleteCfsFileSystem", {"FileSystemId": fs_id})
+        client.call("DeleteCfsPGroup", {"PGroupId": group["PGroupId"]})
+        return info["LifeCycleState"]
+
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(workload, range(8))) == ["available"] * 8
+
+    calls = reference.admin.calls()
+    codes = collections.Counter(code for entry in calls.values() for _, code in entry["calls"])
+    assert codes["RequestLimitExceeded"] > 5 and codes["InternalError"] > 0   # faults happened
+    retries_after = REGISTRY.get_sample_value(
+        "cfs_cloud_retries_total", {"action": "DescribeCfsFileSystems"})
+    assert retries_after > retries_before
+
+
+def test_observed_rate_never_exceeds_the_documented_limits(reference):
+    """Creates (10/s) and describes (20/s) from many threads at once; the reference enforces
+    the same limits, so any excess would also show up as RequestLimitExceeded."""
+    client = client_for(reference)
+    reference.admin.reset_calls()
+
+    def create(i):
+        return client.call("CreateCfsFileSystem", fs_params(reference, f"rate-{i}"))
+
+    def describe(_):
+        return client.call("DescribeCfsFileSystems", {"Limit": 1})
+
+    with ThreadPoolExecutor(16) as pool:
+        creates = [pool.submit(create, i) for i in range(14)]
+        describes = [pool.submit(describe, i) for i in range(40)]
+        for future in creates + describes:
+            future.result()
+
+    for action, count in (("CreateCfsFileSystem", 14), ("DescribeCfsFileSystems", 40)):
+        log = call_log(reference, action)
+        assert len(log) == count                         # no call needed a retry
+        assert all(code == "OK" or code == "Success" for _, code in log), log
+        assert max_calls_per_second([t for t, _ in log]) <= DOCUMENTED_RATE_LIMITS[action]
+
+
+def test_configured_limit_is_respected(reference):
+    reference.admin.configure(rate_limits={"DescribeCfsPGroups": 5})
+    client = client_for(reference, rate_limits={"DescribeCfsPGroups": 5})
+    reference.admin.reset_calls()
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda _: client.call("DescribeCfsPGroups", {}), range(10)))
+    log = call_log(reference, "DescribeCfsPGroups")
+    assert len(log) == 10 and max_calls_per_second([t for t, _ in log]) <= 5
+
+
+def test_concurrent_waiters_share_one_describe_per_interval(reference):
+    client = client_for(reference, poll_max_interval=0.5)
+    reference.admin.configure(create_delay=1.5)
+    fs_ids = [client.call("CreateCfsFileSystem", fs_params(reference, f"wait-{i}"))[
+        "FileSystemId"] for i in range(12)]
+    reference.admin.reset_calls()
+    started = time.monotonic()
+    with ThreadPoolExecutor(len(fs_ids)) as pool:
+        infos = list(pool.map(lambda fs_id: client.wait_file_system_available(fs_id, 20),
+                              fs_ids))
+    waited = time.monotonic() - started
+    assert [i["LifeCycleState"] for i in infos] == ["available"] * len(fs_ids)
+    describes = call_log(reference, "DescribeCfsFileSystems")
+    # Uncoalesced, 12 waiters would send >= 12 calls per poll round; coalesced, the rounds
+    # (50 ms doubling to 500 ms over ~1.5 s) need about one call each.
+    assert len(describes) <= waited / 0.5 + 6
+    assert len(describes) < len(fs_ids)
+
+
+def test_single_idle_volume_is_noticed_promptly(reference):
+    client = client_for(reference, poll_max_interval=0.5)
+    reference.admin.configure(create_delay=1.0)
+    fs_id = client.call("CreateCfsFileSystem", fs_params(reference, "prompt"))["FileSystemId"]
+    started = time.monotonic()
+    client.wait_file_system_available(fs_id, timeout=10)
+    assert time.monotonic() - started < 1.0 + 0.5 + 0.3
+    assert len(call_log(reference, "DescribeCfsFileSystems")) <= 8
+
+
+def test_dead_endpoint_gives_a_network_error_and_recovers(reference):
+    client = client_for(reference, retry_deadline=0.5)
+    client.call("DescribeCfsFileSystems", {})
+    reference.kill()
+    try:
+        with pytest.raises(CfsNetworkError) as info:
+            client.call("DescribeCfsFileSystems", {})
+        assert info.value.code == "ClientNetworkError"
+        assert info.value.maybe_sent is False             # connection refused: never sent
+        retries = REGISTRY.get_sample_value("cfs_cloud_retries_total",
+                                            {"action": "CreateCfsFileSystem"}) or 0
+        with pytest.raises(CfsNetworkError):              # safe to retry even a create
+            client.call("CreateCfsFileSystem", fs_params(reference, "down"))
+        assert REGISTRY.get_sample_value("cfs_cloud_retries_total",
+                                         {"action": "CreateCfsFileSystem"}) > retries
+    finally:
+        reference.restart()
+    assert client_for(reference).call("DescribeCfsFileSystems", {})["RequestId"]

@@ -1,0 +1,193 @@
+"""The protocol over real HTTP: both signature methods through the SDK, the envelope, the public
+error codes (auth, action, version, parameters, region), the admin guard and the request log."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
+
+from cfs_reference.signatures import (
+    tc3_authorization,
+    tc3_canonical_request,
+    tc3_date,
+    tc3_signature,
+    tc3_string_to_sign,
+)
+from tests.support.reference import call, running_reference, sdk_client
+
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+@pytest.fixture(scope="module")
+def ref(tmp_path_factory):
+    with running_reference(tmp_path_factory.mktemp("reference"), extra_args=["--no-rate-limits"]) as reference:
+        yield reference
+
+
+def raw_call(ref, action: str, body: bytes = b"{}", *, version: str = "2019-07-19", key: str | None = None,
+             sign_host: str | None = None, sign_body: bytes | None = None, timestamp: int | None = None,
+             region: str | None = None) -> tuple[dict, dict]:
+    """A hand-built TC3 request; the keyword arguments let a test sign something other than what it sends."""
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    date = tc3_date(timestamp)
+    signed = {"content-type": "application/json", "host": sign_host or ref.endpoint}
+    canonical = tc3_canonical_request("POST", "", signed, ["content-type", "host"],
+                                      body if sign_body is None else sign_body)
+    scope = f"{date}/cfs/tc3_request"
+    signature = tc3_signature(key or ref.secret_key, date, "cfs", tc3_string_to_sign(timestamp, scope, canonical))
+    request = urllib.request.Request(ref.url + "/", data=body, method="POST", headers={
+        "Content-Type": "application/json",
+        "Authorization": tc3_authorization(ref.secret_id, scope, ["content-type", "host"], signature),
+        "X-TC-Action": action, "X-TC-Version": version, "X-TC-Region": region or ref.region,
+        "X-TC-Timestamp": str(timestamp),
+    })
+    with urllib.request.urlopen(request, timeout=10) as reply:
+        assert reply.status == 200
+        return json.loads(reply.read()), dict(reply.headers)
+
+
+def error_code(ref, action: str, body: bytes = b"{}", **kwargs) -> str:
+    payload, _ = raw_call(ref, action, body, **kwargs)
+    assert UUID.fullmatch(payload["Response"]["RequestId"])
+    return payload["Response"]["Error"]["Code"]
+
+
+@pytest.mark.parametrize("sign_method", ["TC3-HMAC-SHA256", "HmacSHA1", "HmacSHA256"])
+@pytest.mark.parametrize("req_method", ["POST", "GET"])
+def test_sdk_signature_methods_and_http_methods(ref, sign_method, req_method):
+    cfs = sdk_client(ref, sign_method=sign_method, req_method=req_method)
+    name = f"proto_{sign_method.split('-')[0]}_{req_method}"
+    created = call(cfs, "CreateCfsPGroup", Name=name, DescInfo="中文 描述 & = ?")
+    listed = call(cfs, "DescribeCfsPGroups", Name=name)["PGroupList"]
+    assert [(g["PGroupId"], g["DescInfo"]) for g in listed] == [(created["PGroupId"], "中文 描述 & = ?")]
+    # nested array parameters survive v1 / GET flattening (Filters.0.Values.0)
+    assert call(cfs, "DescribeCfsSnapshots", Filters=[{"Name": "Status", "Values": ["available"]}])["TotalCount"] == 0
+
+
+def test_reply_envelope_and_content_type(ref):
+    payload, headers = raw_call(ref, "DescribeCfsServiceStatus")
+    assert headers["Content-Type"] == "application/json"
+    assert set(payload) == {"Response"} and UUID.fullmatch(payload["Response"]["RequestId"])
+    failed, headers = raw_call(ref, "NoSuchThing")
+    assert headers["Content-Type"] == "application/json"
+    assert set(failed["Response"]) == {"Error", "RequestId"}
+    assert failed["Response"]["Error"]["Code"] == "InvalidAction"
+
+
+def test_sdk_wrong_key_and_unknown_secret_id(ref):
+    with pytest.raises(TencentCloudSDKException) as wrong_key:
+        call(sdk_client(ref, secret_key="not-the-key"), "DescribeCfsFileSystems")
+    assert wrong_key.value.code == "AuthFailure.SignatureFailure"
+    assert "not-the-key" not in wrong_key.value.message and ref.secret_key not in wrong_key.value.message
+    with pytest.raises(TencentCloudSDKException) as unknown:
+        call(sdk_client(ref, secret_id="AKIDnotconfigured"), "DescribeCfsFileSystems")
+    assert unknown.value.code == "AuthFailure.SecretIdNotFound"
+
+
+def test_expired_tampered_and_wrong_host_are_rejected(ref):
+    assert error_code(ref, "DescribeCfsFileSystems", timestamp=int(time.time()) - 301) == "AuthFailure.SignatureExpire"
+    assert error_code(ref, "DescribeCfsFileSystems", b'{"Limit": 2}', sign_body=b'{"Limit": 1}') == \
+        "AuthFailure.SignatureFailure"
+    assert error_code(ref, "DescribeCfsFileSystems", sign_host="cfs.api3.finance.cloud.tencent.com") == \
+        "AuthFailure.SignatureFailure"
+    assert error_code(ref, "DescribeCfsFileSystems", key="wrong") == "AuthFailure.SignatureFailure"
+
+
+@pytest.mark.parametrize(
+    ("action", "body", "kwargs", "code", "mentions"),
+    [
+        ("DescribeCfsFileSystem", b"{}", {}, "InvalidAction", "DescribeCfsFileSystem"),
+        ("DescribeCfsFileSystems", b"{}", {"version": "2020-01-01"}, "NoSuchVersion", "2020-01-01"),
+        ("QueryCfsFileSystem", b"{}", {}, "InvalidAction", "2019-07-19"),  # a 2018 action in 2019
+        ("DescribeCfsFileSystems", b"{}", {"version": "2018-04-16"}, "InvalidAction", "2018-04-16"),
+        ("DescribeCfsRules", b"{}", {}, "MissingParameter", "PGroupId"),
+        ("DescribeCfsRules", b'{"PGroupId": "pgroupbasic", "Bogus": 1}', {}, "UnknownParameter", "Bogus"),
+        ("DescribeCfsFileSystems", b'{"Limit": "ten"}', {}, "InvalidParameter", "Limit"),
+        ("DescribeCfsFileSystems", b'{"Limit": -1}', {}, "InvalidParameter", "Limit"),
+        ("DescribeCfsFileSystems", b'{"FileSystemId": 7}', {}, "InvalidParameter", "FileSystemId"),
+        ("DescribeCfsFileSystems", b"[1, 2]", {}, "InvalidParameter", "JSON object"),
+        ("DescribeCfsFileSystems", b"{nope", {}, "InvalidParameter", "JSON"),
+        ("DescribeCfsFileSystems", b"{}", {"region": "ap-nowhere"}, "UnsupportedRegion", "ap-shanghai-fsi"),
+        ("CreateCfsFileSystem", b'{"Zone": "ap-shanghai-fsi-1", "NetInterface": "VPC", "PGroupId": "pgroupbasic",'
+                                b' "FsName": "x", "VpcId": "vpc-a", "SubnetId": "subnet-a", "Encrypted": "yes"}',
+         {}, "InvalidParameter", "Encrypted"),
+        ("DescribeCfsSnapshots", b'{"Filters": [{"Name": "Status"}]}', {}, "MissingParameter", "Filters.0.Values"),
+    ],
+)
+def test_public_error_codes_name_the_field(ref, action, body, kwargs, code, mentions):
+    payload, _ = raw_call(ref, action, body, **kwargs)
+    error = payload["Response"]["Error"]
+    assert error["Code"] == code
+    assert mentions in error["Message"]
+
+
+def test_v1_form_post_without_signature_is_missing_parameter(ref):
+    request = urllib.request.Request(
+        ref.url + "/", data=b"Action=DescribeCfsFileSystems&Version=2019-07-19", method="POST",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as reply:
+        error = json.loads(reply.read())["Response"]["Error"]
+    assert error["Code"] == "MissingParameter" and "SecretId" in error["Message"]
+
+
+def test_unsupported_http_method(ref):
+    request = urllib.request.Request(ref.url + "/", method="PUT", data=b"{}")
+    with urllib.request.urlopen(request, timeout=10) as reply:
+        assert json.loads(reply.read())["Response"]["Error"]["Code"] == "UnsupportedProtocol"
+
+
+def test_admin_needs_the_token_and_health_does_not(ref):
+    with urllib.request.urlopen(ref.url + "/healthz", timeout=10) as reply:
+        assert json.loads(reply.read()) == {"status": "ok"}
+    for token in ("", "wrong"):
+        request = urllib.request.Request(ref.url + "/_admin/state", headers={"X-Admin-Token": token})
+        with pytest.raises(urllib.error.HTTPError) as denied:
+            urllib.request.urlopen(request, timeout=10)
+        assert denied.value.code == 401
+    assert "FileSystems" in ref.admin.state()
+
+
+def test_admin_rejects_bad_fault_bodies(ref):
+    with pytest.raises(urllib.error.HTTPError) as bad:
+        ref.admin.set_faults([{"action": "*", "code": "InternalError", "rate": 2.0}])
+    assert bad.value.code == 400
+    assert ref.admin.request("GET", "/_admin/faults")["faults"] == []
+
+
+def test_request_log_has_one_line_per_request_and_no_secret(ref):
+    before = ref.log_text().count("request action=")
+    payload, _ = raw_call(ref, "DescribeCfsServiceStatus")
+    request_id = payload["Response"]["RequestId"]
+    deadline = time.monotonic() + 5
+    while request_id not in ref.log_text():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    text = ref.log_text()
+    line = next(line for line in text.splitlines() if request_id in line)
+    assert "action=DescribeCfsServiceStatus" in line and "code=OK" in line and "latency_ms=" in line
+    assert text.count("request action=") == before + 1
+    assert ref.secret_key not in text and ref.admin_token not in text
+
+
+def test_config_file_sets_options(tmp_path):
+    config = tmp_path / "reference.yaml"
+    config.write_text("rate-limit:\n  - DescribeCfsServiceStatus=1\nregions:\n  - ap-beijing-fsi\n")
+    with running_reference(tmp_path / "ref", extra_args=["--config", str(config)]) as ref:
+        cfs = sdk_client(ref)
+        codes = []
+        for _ in range(3):
+            try:
+                call(cfs, "DescribeCfsServiceStatus")
+                codes.append("OK")
+            except TencentCloudSDKException as error:
+                codes.append(error.code)
+        assert codes[0] == "OK" and "RequestLimitExceeded" in codes
+        regions = [r["Region"] for r in call(cfs, "DescribeAvailableZoneInfo")["RegionZones"]]
+        assert regions == ["ap-shanghai-fsi", "ap-beijing-fsi"]

@@ -1,0 +1,166 @@
+"""Run the real CSI controller for tests, against a running reference service.
+
+- `serving_controller(...)`: the real `CsiServer` (server.py) with the controller built by
+  `build_controller`, in this process, on a unix socket; clients are real gRPC stubs. Subdir
+  tests give it a `LocalShareAccess` over the reference service's data directories (this
+  machine has no NFS client to mount a share, so that one boundary is local).
+- `driver_process(...)`: the `cfs-csi-driver` program (`python -m cfs_csi --mode controller`)
+  as a child process that a test can kill -9 and restart (crash tests).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from cfs_cloud import CfsClient, CloudConfig
+
+from cfs_csi.config import MODE_CONTROLLER, DriverConfig, Endpoint
+from cfs_csi.controller import ControllerServicer, build_controller
+from cfs_csi.csipb import csi_pb2, csi_pb2_grpc
+from cfs_csi.identity import CachedReadiness, IdentityServicer
+from cfs_csi.server import CsiServer, Service
+from cfs_csi.subdir import LocalShareAccess
+
+ZONE = "ap-shanghai-fsi-1"
+ALLOWED_CLIENTS = ("127.0.0.0/8",)
+GIB = 1 << 30
+STARTUP_TIMEOUT = 20.0
+
+MOUNT_CAPABILITY = csi_pb2.VolumeCapability(
+    mount=csi_pb2.VolumeCapability.MountVolume(),
+    access_mode=csi_pb2.VolumeCapability.AccessMode(
+        mode=csi_pb2.VolumeCapability.AccessMode.MULTI_NODE_MULTI_WRITER))
+
+
+def create_request(name: str, parameters: dict | None = None, gib: int = 1,
+                   **fields) -> csi_pb2.CreateVolumeRequest:
+    return csi_pb2.CreateVolumeRequest(
+        name=name, parameters=parameters or {}, volume_capabilities=[MOUNT_CAPABILITY],
+        capacity_range=csi_pb2.CapacityRange(required_bytes=gib * GIB), **fields)
+
+
+@dataclass
+class Controller:
+    """Stubs for a running controller plus, in-process, the servicer itself."""
+
+    address: str
+    channel: grpc.Channel = field(init=False)
+    stub: csi_pb2_grpc.ControllerStub = field(init=False)
+    identity: csi_pb2_grpc.IdentityStub = field(init=False)
+    servicer: ControllerServicer | None = None
+
+    def __post_init__(self):
+        self.connect()
+
+    def connect(self) -> None:
+        self.channel = grpc.insecure_channel(self.address)
+        self.stub = csi_pb2_grpc.ControllerStub(self.channel)
+        self.identity = csi_pb2_grpc.IdentityStub(self.channel)
+
+    def create(self, name: str, parameters: dict | None = None, gib: int = 1, **fields):
+        return self.stub.CreateVolume(create_request(name, parameters, gib, **fields)).volume
+
+    def delete(self, volume_id: str) -> None:
+        self.stub.DeleteVolume(csi_pb2.DeleteVolumeRequest(volume_id=volume_id))
+
+
+def cloud_config(ref, **overrides) -> CloudConfig:
+    return CloudConfig(endpoint=ref.url, region=ref.region, secret_id=ref.secret_id,
+                       secret_key=ref.secret_key, **overrides)
+
+
+def driver_config(socket_path: Path, create_timeout: float = 30.0) -> DriverConfig:
+    return DriverConfig(mode=MODE_CONTROLLER, endpoint=Endpoint("unix", path=str(socket_path)),
+                        zone=ZONE, default_allowed_clients=ALLOWED_CLIENTS,
+                        create_timeout=create_timeout)
+
+
+@contextmanager
+def serving_controller(tmp_path: Path, ref, *, share_root: Path | None = None,
+                       create_timeout: float = 30.0, workers: int = 32,
+                       **cloud_overrides) -> Iterator[Controller]:
+    config = driver_config(tmp_path / "controller.sock", create_timeout)
+    servicer = build_controller(
+        config, client=CfsClient(cloud_config(ref, **cloud_overrides)),
+        share_access=LocalShareAccess(share_root) if share_root else None)
+    identity = IdentityServicer(config.driver_name, controller=True, topology=True,
+                                readiness=CachedReadiness(servicer.readiness_check))
+    server = CsiServer(config.endpoint, [
+        Service(servicer, csi_pb2_grpc.add_ControllerServicer_to_server),
+        Service(identity, csi_pb2_grpc.add_IdentityServicer_to_server),
+    ], workers=workers)
+    controller = Controller(server.address, servicer=servicer)
+    try:
+        yield controller
+    finally:
+        controller.channel.close()
+        server.stop(0)
+
+
+class DriverProcess:
+    """`python -m cfs_csi --mode controller` as a child; kill() is kill -9, start() restarts."""
+
+    def __init__(self, tmp_path: Path, ref, create_timeout: float, log_level: str = "DEBUG"):
+        self.socket_path = tmp_path / "driver.sock"
+        self.log_path = tmp_path / "driver.log"
+        self.argv = [
+            sys.executable, "-m", "cfs_csi", "--mode", MODE_CONTROLLER,
+            "--endpoint", f"unix://{self.socket_path}", "--zone", ZONE,
+            "--default-allowed-clients", ",".join(ALLOWED_CLIENTS),
+            "--create-timeout", str(create_timeout), "--log-level", log_level,
+        ]
+        self.env = {**os.environ, "CFS_ENDPOINT": ref.url, "TENCENTCLOUD_REGION": ref.region,
+                    "TENCENTCLOUD_SECRET_ID": ref.secret_id,
+                    "TENCENTCLOUD_SECRET_KEY": ref.secret_key}
+        self.process: subprocess.Popen | None = None
+        self.controller: Controller | None = None
+
+    def start(self) -> Controller:
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(self.argv, env=self.env, stdout=log, stderr=log,
+                                            stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        controller = Controller(f"unix://{self.socket_path}")
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"driver exited with {self.process.returncode}: "
+                                   f"{self.log_path.read_text()[-2000:]}")
+            try:
+                controller.identity.GetPluginInfo(csi_pb2.GetPluginInfoRequest(), timeout=1)
+                break
+            except grpc.RpcError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        self.controller = controller
+        return controller
+
+    def kill(self) -> None:
+        if self.controller:
+            self.controller.channel.close()
+            self.controller = None
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@contextmanager
+def driver_process(tmp_path: Path, ref, create_timeout: float = 30.0) -> Iterator[DriverProcess]:
+    driver = DriverProcess(tmp_path, ref, create_timeout)
+    try:
+        driver.start()
+        yield driver
+    finally:
+        driver.kill()

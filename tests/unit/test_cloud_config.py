@@ -1,0 +1,84 @@
+"""CloudConfig: endpoint forms, environment, validation, secret-free repr."""
+
+import pytest
+
+from cfs_cloud.config import DEFAULT_ENDPOINT, CloudConfig, CloudConfigError, split_endpoint
+from cfs_cloud.credentials import FileCredentials, StaticCredentials
+
+SECRET_KEY = "kX9-very-secret-key-value"
+TOKEN = "session-token-value-77"
+
+
+@pytest.mark.parametrize("endpoint, expected", [
+    ("cfs.api3.finance.cloud.tencent.com", ("https", "cfs.api3.finance.cloud.tencent.com")),
+    ("127.0.0.1:8080", ("https", "127.0.0.1:8080")),
+    ("http://127.0.0.1:8080", ("http", "127.0.0.1:8080")),
+    ("https://example.test:8443/", ("https", "example.test:8443")),
+    ("localhost:9", ("https", "localhost:9")),
+])
+def test_endpoint_forms(endpoint, expected):
+    assert split_endpoint(endpoint) == expected
+
+
+@pytest.mark.parametrize("endpoint, fragment", [
+    ("ftp://host", "scheme must be http or https"),
+    ("http://host/path", "expected host"),
+    ("http://host:99999", "invalid port"),
+    ("http://", "expected host"),
+])
+def test_bad_endpoints_are_rejected_with_the_reason(endpoint, fragment):
+    with pytest.raises(CloudConfigError, match=fragment):
+        CloudConfig(endpoint=endpoint)
+
+
+def test_from_env_reads_the_shared_variables():
+    config = CloudConfig.from_env({
+        "CFS_ENDPOINT": "http://127.0.0.1:18080",
+        "TENCENTCLOUD_REGION": "ap-beijing-fsi",
+        "TENCENTCLOUD_SECRET_ID": " AKIDexample\n",
+        "TENCENTCLOUD_SECRET_KEY": SECRET_KEY + "\n",
+        "TENCENTCLOUD_SESSION_TOKEN": TOKEN,
+    })
+    assert (config.scheme, config.host, config.region) == ("http", "127.0.0.1:18080",
+                                                           "ap-beijing-fsi")
+    provider = config.credential_provider()
+    assert isinstance(provider, StaticCredentials)
+    assert provider.get_credential_info() == ("AKIDexample", SECRET_KEY, TOKEN)
+
+
+def test_from_env_defaults_and_no_credentials():
+    config = CloudConfig.from_env({})
+    assert config.endpoint == DEFAULT_ENDPOINT and config.scheme == "https"
+    assert config.region == "ap-shanghai-fsi"
+    assert not config.has_credentials() and config.credential_provider() is None
+
+
+def test_credentials_dir_wins_over_variables(tmp_path):
+    config = CloudConfig.from_env({"CFS_CREDENTIALS_DIR": str(tmp_path),
+                                   "TENCENTCLOUD_SECRET_ID": "a", "TENCENTCLOUD_SECRET_KEY": "b"})
+    assert isinstance(config.credential_provider(), FileCredentials)
+
+
+def test_overrides_and_rate_limits_are_frozen():
+    config = CloudConfig.from_env({}, rate_limits={"CreateCfsFileSystem": 5})
+    assert config.rate_limits["CreateCfsFileSystem"] == 5
+    with pytest.raises(TypeError):
+        config.rate_limits["CreateCfsFileSystem"] = 50
+
+
+@pytest.mark.parametrize("field, value, fragment", [
+    ("rate_limits", {"CreateCfsFileSystem": -1}, r"rate_limits\['CreateCfsFileSystem'\]"),
+    ("rate_limit_margin", 1.0, "rate_limit_margin must be in"),
+    ("retry_deadline", 0, "retry_deadline must be > 0"),
+    ("poll_min_interval", 5.0, "poll_min_interval must be <= poll_max_interval"),
+])
+def test_bad_tuning_names_the_field(field, value, fragment):
+    with pytest.raises(CloudConfigError, match=fragment):
+        CloudConfig(**{field: value})
+
+
+def test_repr_never_shows_secrets():
+    config = CloudConfig(secret_id="AKIDexample", secret_key=SECRET_KEY, session_token=TOKEN)
+    text = repr(config) + str(config) + repr(config.credential_provider())
+    assert "AKIDexample" in text
+    assert SECRET_KEY not in text and TOKEN not in text
