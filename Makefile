@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 APT_PACKAGES := nfs-ganesha nfs-ganesha-vfs libnfs-utils rpcbind iproute2 util-linux
 
-.PHONY: demo test system-deps venv stubs
+.PHONY: demo test system-deps venv stubs manifests
 
 demo: system-deps venv
 	$(PY) -m cfs_csi.demo
@@ -32,3 +32,7 @@ $(VENV)/.installed: pyproject.toml
 stubs: venv
 	$(PY) -m grpc_tools.protoc --proto_path=cfs_csi/csipb=proto \
 		--python_out=driver --grpc_python_out=driver --pyi_out=driver proto/csi.proto
+
+# Copy the operator's CRDs into the chart and re-render deploy/manifests/ from the chart.
+manifests: venv
+	$(PY) scripts/render_manifests.py

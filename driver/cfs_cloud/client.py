@@ -24,20 +24,17 @@ from cfs_cloud import metrics
 from cfs_cloud.config import CloudConfig
 from cfs_cloud.credentials import StaticCredentials
 from cfs_cloud.errors import (
-    CfsAuthError, CfsError, CfsNetworkError, CfsNotFound, CfsThrottled, FileSystemCreateFailed,
+    CfsAuthError, CfsError, CfsNetworkError, CfsThrottled, FileSystemCreateFailed,
     SnapshotCreateFailed, error_for,
 )
 from cfs_cloud.limits import ActionRateLimits
 from cfs_cloud.redact import install_sdk_log_redactor, scrub
 from cfs_cloud.retry import Backoff, is_retryable
-from cfs_cloud.waiter import DONE, FAILED, PENDING, CoalescingWaiter, ResourceKind
+from cfs_cloud.waiter import CoalescingWaiter, ResourceKind
 
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 100
-FS_AVAILABLE, FS_CREATE_FAILED = "available", "create_failed"
-SNAPSHOT_AVAILABLE = "available"
-SNAPSHOT_FAILED_STATES = frozenset({"create-failed", "create_failed", "failed"})
 
 
 def _never_sent(exc: BaseException) -> bool:
@@ -257,51 +254,24 @@ class CfsClient:
         return self._shared.waiter(SNAPSHOTS, self._account()).wait(self, snapshot_id, timeout)
 
 
-def _fetch(client: CfsClient, ids: frozenset[str], id_param: str, id_key: str,
-           iterate) -> dict[str, dict]:
-    """One id: describe just it. Several: list everything (one call per page) and pick."""
-    if len(ids) == 1:
-        (only,) = ids
-        try:
-            return {item[id_key]: item for item in iterate(client, **{id_param: only})
-                    if item.get(id_key) == only}
-        except CfsNotFound:
-            return {}
-    return {item[id_key]: item for item in iterate(client) if item.get(id_key) in ids}
-
-
-def _fetch_file_systems(client: CfsClient, ids: frozenset[str]) -> dict[str, dict]:
-    return _fetch(client, ids, "FileSystemId", "FileSystemId", CfsClient.iter_file_systems)
-
-
-def _fetch_snapshots(client: CfsClient, ids: frozenset[str]) -> dict[str, dict]:
-    return _fetch(client, ids, "SnapshotId", "SnapshotId", CfsClient.iter_snapshots)
-
-
-def _classify_file_system(info: dict) -> str:
-    state = info.get("LifeCycleState")
-    return DONE if state == FS_AVAILABLE else FAILED if state == FS_CREATE_FAILED else PENDING
-
-
-def _classify_snapshot(info: dict) -> str:
-    state = info.get("Status")
-    return (DONE if state == SNAPSHOT_AVAILABLE
-            else FAILED if state in SNAPSHOT_FAILED_STATES else PENDING)
-
-
 FILE_SYSTEMS = ResourceKind(
     name="file system",
+    id_key="FileSystemId",
+    state_key="LifeCycleState",
+    done_state="available",
+    failed_states=frozenset({"create_failed"}),
     not_found_code="ResourceNotFound.FileSystemNotFound",
-    fetch=_fetch_file_systems,
-    classify=_classify_file_system,
-    failure=lambda info: FileSystemCreateFailed(
-        f"file system {info.get('FileSystemId')} is {info.get('LifeCycleState')}"),
+    failure=FileSystemCreateFailed,
+    list_items=CfsClient.iter_file_systems,
 )
 SNAPSHOTS = ResourceKind(
     name="snapshot",
+    id_key="SnapshotId",
+    state_key="Status",
+    done_state="available",
+    # SnapshotInfo.Status documents "create-failed"; accept the file-system spelling too.
+    failed_states=frozenset({"create-failed", "create_failed", "failed"}),
     not_found_code="ResourceNotFound.SnapNotExist",
-    fetch=_fetch_snapshots,
-    classify=_classify_snapshot,
-    failure=lambda info: SnapshotCreateFailed(
-        f"snapshot {info.get('SnapshotId')} is {info.get('Status')}"),
+    failure=SnapshotCreateFailed,
+    list_items=CfsClient.iter_snapshots,
 )

@@ -9,10 +9,11 @@ when the earliest id is due, and serves every id.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from cfs_cloud.errors import CfsError, CfsNotFound, WaitTimeout
 
@@ -39,24 +40,50 @@ class _Result:
 
 @dataclasses.dataclass(frozen=True)
 class ResourceKind:
-    """How to poll and judge one kind of resource."""
+    """What a waiter needs to know about one kind of resource (file systems, snapshots)."""
 
-    name: str                                   # "file system", "snapshot" (for messages)
-    not_found_code: str                         # e.g. ResourceNotFound.FileSystemNotFound
-    fetch: Callable[[object, frozenset[str]], dict[str, dict]]  # (client, ids) -> {id: item}
-    classify: Callable[[dict], str]             # item -> PENDING | DONE | FAILED
-    failure: Callable[[dict], CfsError]         # item -> error raised for FAILED
+    name: str                       # "file system", for messages
+    id_key: str                     # "FileSystemId": the id field, also the describe filter
+    state_key: str                  # "LifeCycleState"
+    done_state: str                 # "available"
+    failed_states: frozenset[str]   # states it can never leave towards `done_state`
+    not_found_code: str             # "ResourceNotFound.FileSystemNotFound"
+    failure: type[CfsError]         # raised (with a message) for a failed state
+    # (client, **filters) -> every matching item, all pages (e.g. CfsClient.iter_file_systems)
+    list_items: Callable[..., Iterable[dict]]
+
+    def fetch(self, client, ids: frozenset[str]) -> dict[str, dict]:
+        """{id: item} for the ids that exist. One id: describe just it; several: list all
+        (one call per page) and pick ours."""
+        if len(ids) == 1:
+            (only,) = ids
+            try:
+                return {only: item for item in self.list_items(client, **{self.id_key: only})
+                        if item.get(self.id_key) == only}
+            except CfsNotFound:
+                return {}
+        return {item[self.id_key]: item for item in self.list_items(client)
+                if item.get(self.id_key) in ids}
+
+    def classify(self, item: dict) -> str:
+        state = item.get(self.state_key)
+        return DONE if state == self.done_state else FAILED if state in self.failed_states \
+            else PENDING
 
 
 class CoalescingWaiter:
     """Waiters for one resource kind under one account; share one instance per process."""
 
     def __init__(self, kind: ResourceKind, min_interval: float, max_interval: float,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic,
+                 pause: Callable[[threading.Condition, float], object] = threading.Condition.wait):
+        """`clock` and `pause` (wait on the condition for up to N seconds) are replaceable
+        together so the schedule can be checked on a simulated clock."""
         self.kind = kind
         self._min = min_interval
         self._max = max_interval
         self._clock = clock
+        self._pause = pause
         self._cond = threading.Condition()
         self._watches: dict[str, _Watch] = {}
         self._results: dict[str, _Result] = {}
@@ -112,7 +139,7 @@ class CoalescingWaiter:
                 due = min(w.next_due for w in self._watches.values())
                 if self._polling or now < due:
                     wake = deadline if self._polling else min(deadline, due)
-                    self._cond.wait(max(0.0, wake - now))
+                    self._pause(self._cond, max(0.0, wake - now))
                     continue
                 self._polling = True
                 ids = frozenset(self._watches)
@@ -122,7 +149,7 @@ class CoalescingWaiter:
     def _judge(self, resource_id: str, result: _Result) -> dict | None:
         """Return the item when done, raise on failure, None to keep waiting."""
         if result.error is not None:
-            raise result.error
+            raise copy.copy(result.error)       # one instance per raising thread
         if result.item is None:
             if self._watches[resource_id].missing_polls >= MISSING_POLLS_BEFORE_NOT_FOUND:
                 raise CfsNotFound(self.kind.not_found_code,
@@ -132,7 +159,8 @@ class CoalescingWaiter:
         if state == DONE:
             return result.item
         if state == FAILED:
-            raise self.kind.failure(result.item)
+            raise self.kind.failure(f"{self.kind.name} {resource_id} is "
+                                    f"{result.item.get(self.kind.state_key)}")
         return None
 
     def _lead_poll(self, client, ids: frozenset[str], polled_at: float) -> None:

@@ -111,7 +111,7 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         prog="cfs-csi-driver", description="CSI plugin for Tencent Cloud CFS (NFS).")
     parser.add_argument("--mode", default=MODE_ALL, help=f"one of {', '.join(MODES)}")
     parser.add_argument("--endpoint", default=DEFAULT_ENDPOINT,
-                        help="unix:///path/to/csi.sock or tcp://HOST:PORT")
+                        help="unix:///path/to/csi.sock (or unix:/path) or tcp://HOST:PORT")
     parser.add_argument("--driver-name", default=DEFAULT_DRIVER_NAME)
     parser.add_argument("--node-id", default=environ.get(ENV_NODE_ID, ""),
                         help=f"node name (env {ENV_NODE_ID}); required in node and all modes")
@@ -138,8 +138,10 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
 
 
 def parse_endpoint(value: str) -> Endpoint:
-    if value.startswith("unix://"):
-        path = value[len("unix://"):]
+    if value.startswith("unix:"):
+        # unix:///abs/path (URL form) and unix:/abs/path (used by many manifests) are both fine.
+        path = value[len("unix:"):]
+        path = path[2:] if path.startswith("//") else path
         if not path.startswith("/"):
             raise ConfigError(
                 f"--endpoint: {value!r} needs an absolute socket path, e.g. unix:///csi/csi.sock")

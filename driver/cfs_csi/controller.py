@@ -27,7 +27,7 @@ from cfs_csi.mounter import Mounter
 from cfs_csi.node import TOPOLOGY_ZONE_KEY
 from cfs_csi.pgroups import ManagedGroups
 from cfs_csi.rpc_errors import ControllerError, abort_on_error, invalid
-from cfs_csi.subdir import LocalShareAccess, MountedShareAccess, ShareAccess
+from cfs_csi.subdir import MountedShareAccess, ShareAccess
 from cfs_csi.volume_id import FilesystemVolume, MalformedVolumeId, Share, SubdirVolume, decode
 
 log = logging.getLogger(__name__)
@@ -122,23 +122,19 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
         raise invalid(f"no zone: set the StorageClass parameter {params.ZONE}, a topology "
                       f"requirement on {TOPOLOGY_ZONE_KEY}, or the driver's --zone")
 
-    def _existing_fs(self, client: CfsClient, volume_id: str) -> tuple[FilesystemVolume | SubdirVolume, dict | None]:
-        """Decode and look up a volume; NOT_FOUND when either fails."""
+    def _decode_existing(self, volume_id: str) -> FilesystemVolume | SubdirVolume:
         try:
-            volume = decode(volume_id)
+            return decode(volume_id)
         except MalformedVolumeId as err:
             raise ControllerError(grpc.StatusCode.NOT_FOUND, f"volume {volume_id} not found: {err}") from None
-        if isinstance(volume, SubdirVolume):
-            return volume, None
+
+    def _file_system(self, client: CfsClient, volume: FilesystemVolume) -> dict:
         info = self.file_systems.describe(client, volume.file_system_id)
         if info is None:
             raise ControllerError(grpc.StatusCode.NOT_FOUND,
-                                  f"volume {volume_id}: file system {volume.file_system_id} does not exist")
-        return volume, info
-
-    def _subdir_exists(self, volume: SubdirVolume) -> bool:
-        with self.shares.open(volume.share) as root:
-            return subdir.directory_exists(root, volume.path)
+                                  f"volume {volume.encode()}: file system {volume.file_system_id} "
+                                  "does not exist")
+        return info
 
     # ---- capabilities ------------------------------------------------------------------
 
@@ -201,11 +197,11 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
     def _clone_source(self, client: CfsClient, volume_id: str) -> str:
         if not volume_id:
             raise _missing("volume_content_source.volume.volume_id")
-        volume, _ = self._existing_fs(client, volume_id)
+        volume = self._decode_existing(volume_id)
         if isinstance(volume, SubdirVolume):
             raise invalid(f"volume_content_source.volume: {volume_id} is a subdir volume; only "
                           "filesystem-mode volumes can be cloned (CFS snapshots whole file systems)")
-        return volume.file_system_id
+        return self._file_system(client, volume)["FileSystemId"]
 
     def _create_subdir(self, client: CfsClient, request) -> csi_pb2.Volume:
         sub = params.parse_subdir(request.parameters)
@@ -251,13 +247,20 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
             client = self._client(request.secrets)
             with self.locks.hold_or_abort(context, request.volume_id):
                 if isinstance(volume, SubdirVolume):
-                    with self.shares.open(volume.share) as root:
-                        subdir.delete_directory(root, volume.path, volume.on_delete)
+                    self._delete_subdir(volume)
                 elif volume.on_delete == params.ON_DELETE_RETAIN:
                     self.file_systems.release(client, volume.file_system_id)
                 else:
                     self.file_systems.delete(client, volume.file_system_id)
             return csi_pb2.DeleteVolumeResponse()
+
+    def _delete_subdir(self, volume: SubdirVolume) -> None:
+        try:
+            with self.shares.open(volume.share) as root:
+                subdir.delete_directory(root, volume.path, volume.on_delete)
+        except CfsNotFound as err:
+            # The shared file system itself is gone, and with it the directory.
+            log.info("DeleteVolume %s: share is gone (%s)", volume.encode(), err)
 
     # ---- expand / get / validate / list -------------------------------------------------
 
@@ -272,43 +275,35 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
             required, limit = request.capacity_range.required_bytes, request.capacity_range.limit_bytes
             size_gb = size_limit_gb(required, limit)
             client = self._client(request.secrets)
+            volume = self._decode_existing(request.volume_id)
             with self.locks.hold_or_abort(context, request.volume_id):
-                volume, info = self._existing_fs(client, request.volume_id)
                 if isinstance(volume, SubdirVolume):
-                    capacity = self._expand_subdir(volume, required or limit)
+                    # CFS has no directory quotas: record the size so it is reported, enforce nothing.
+                    capacity = required or limit
+                    with self.shares.open(volume.share) as root:
+                        subdir.record_capacity(root, volume.path, capacity)
                 else:
+                    self._file_system(client, volume)
                     capacity = self.file_systems.expand(client, volume.file_system_id, size_gb) * GIB
             return csi_pb2.ControllerExpandVolumeResponse(capacity_bytes=capacity,
                                                           node_expansion_required=False)
-
-    def _expand_subdir(self, volume: SubdirVolume, capacity_bytes: int) -> int:
-        """No directory quotas in CFS: record the size so it is reported, enforce nothing."""
-        with self.shares.open(volume.share) as root:
-            if not subdir.directory_exists(root, volume.path):
-                raise ControllerError(grpc.StatusCode.NOT_FOUND,
-                                      f"volume {volume.encode()}: directory does not exist")
-            subdir.record_capacity(root, volume.path, capacity_bytes)
-        return capacity_bytes
 
     def ControllerGetVolume(self, request, context):
         with abort_on_error(context):
             if not request.volume_id:
                 raise _missing("volume_id")
-            volume, info = self._existing_fs(self.client, request.volume_id)
+            volume = self._decode_existing(request.volume_id)
             if isinstance(volume, SubdirVolume):
                 with self.shares.open(volume.share) as root:
-                    if not subdir.directory_exists(root, volume.path):
-                        raise ControllerError(grpc.StatusCode.NOT_FOUND,
-                                              f"volume {request.volume_id}: directory does not exist")
                     capacity = subdir.recorded_capacity(root, volume.path)
-                return csi_pb2.ControllerGetVolumeResponse(
-                    volume=csi_pb2.Volume(volume_id=request.volume_id, capacity_bytes=capacity),
-                    status=csi_pb2.ControllerGetVolumeResponse.VolumeStatus(
-                        volume_condition=csi_pb2.VolumeCondition(abnormal=False, message="directory exists")))
+                found = csi_pb2.Volume(volume_id=request.volume_id, capacity_bytes=capacity)
+                condition = csi_pb2.VolumeCondition(abnormal=False, message="directory exists")
+            else:
+                info = self._file_system(self.client, volume)
+                found, condition = self._volume_of(info, request.volume_id), volume_condition(info)
             return csi_pb2.ControllerGetVolumeResponse(
-                volume=self._volume_of(info, request.volume_id),
-                status=csi_pb2.ControllerGetVolumeResponse.VolumeStatus(
-                    volume_condition=volume_condition(info)))
+                volume=found,
+                status=csi_pb2.ControllerGetVolumeResponse.VolumeStatus(volume_condition=condition))
 
     @staticmethod
     def _volume_of(info: dict, volume_id: str | None = None) -> csi_pb2.Volume:
@@ -324,10 +319,12 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
             if not request.volume_capabilities:
                 raise _missing("volume_capabilities")
             client = self._client(request.secrets)
-            volume, _ = self._existing_fs(client, request.volume_id)
-            if isinstance(volume, SubdirVolume) and not self._subdir_exists(volume):
-                raise ControllerError(grpc.StatusCode.NOT_FOUND,
-                                      f"volume {request.volume_id}: directory does not exist")
+            volume = self._decode_existing(request.volume_id)
+            if isinstance(volume, SubdirVolume):
+                with self.shares.open(volume.share) as root:
+                    subdir.require_directory(root, volume.path)
+            else:
+                self._file_system(client, volume)
             try:
                 check_capabilities(request.volume_capabilities)
             except ControllerError as err:
@@ -377,12 +374,13 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
                 raise invalid(f"unknown snapshot parameter {unknown[0]!r}; allowed parameters: none "
                               f"(only {params.SIDECAR_PREFIX}* keys are accepted and ignored)")
             client = self._client(request.secrets)
+            volume = self._decode_existing(request.source_volume_id)
+            if isinstance(volume, SubdirVolume):
+                raise invalid(f"source_volume_id {request.source_volume_id} is a subdir volume; "
+                              "CFS snapshots whole file systems, so only filesystem-mode "
+                              "volumes can be snapshotted")
             with self.locks.hold_or_abort(context, request.name):
-                volume, _ = self._existing_fs(client, request.source_volume_id)
-                if isinstance(volume, SubdirVolume):
-                    raise invalid(f"source_volume_id {request.source_volume_id} is a subdir volume; "
-                                  "CFS snapshots whole file systems, so only filesystem-mode "
-                                  "volumes can be snapshotted")
+                self._file_system(client, volume)
                 info = snapshots.create(client, snapshots.snapshot_name(request.name),
                                         volume.file_system_id)
             snapshot = snapshots.to_csi(info)
@@ -447,21 +445,18 @@ def _matches(info: dict, filters: dict) -> bool:
 def build_controller(config: DriverConfig, *, client: CfsClient | None = None,
                      share_access: ShareAccess | None = None) -> ControllerServicer:
     """The controller for main.py; tests may pass their own client or share access."""
-    client = client or CfsClient(CloudConfig.from_env(poll_min_interval=0.25, rate_limit_margin=0.05))
+    client = client or CfsClient(CloudConfig.from_env())
     if share_access is None:
         share_access = MountedShareAccess(
             Mounter(config.mount_timeout), config.subdir_mount_root,
-            locate=lambda share: _locate_share(client, share))
+            locate=lambda share: locate_share(client, share))
     return ControllerServicer(client, share_access, zone=config.zone,
                               default_allowed_clients=config.default_allowed_clients,
                               create_timeout=config.create_timeout)
 
 
-def _locate_share(client: CfsClient, share: Share) -> tuple[str, str, str]:
+def locate_share(client: CfsClient, share: Share) -> tuple[str, str, str]:
     """(server, export path, NFS version) the controller mounts a share with: NFSv4 at `/`."""
     if share.server:
         return share.server, "/", "4"
     return mount_target(client, share.file_system_id)["IpAddress"], "/", "4"
-
-
-__all__ = ["ControllerServicer", "LocalShareAccess", "build_controller"]

@@ -44,6 +44,7 @@ START_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
 SNAPSHOT_READY_TIMEOUT = 120.0
 LIBNFS_TOOLS = ("nfs-cp", "nfs-cat")
+LOG_TAIL_LINES = 15  # of each component's log, printed when the demo fails
 
 MOUNT_CAPABILITY = csi_pb2.VolumeCapability(
     mount=csi_pb2.VolumeCapability.MountVolume(),
@@ -101,8 +102,11 @@ class Processes:
 
     def start(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen:
         with open(self.log_dir / f"{name}.log", "wb") as log:
-            process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                       stdin=subprocess.DEVNULL, start_new_session=True)
+            try:
+                process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                           stdin=subprocess.DEVNULL, start_new_session=True)
+            except OSError as err:
+                raise StepFailed(f"cannot start {name} ({argv[0]}): {err.strerror}") from None
         self.stack.callback(self._stop, process)
         return process
 
@@ -117,13 +121,13 @@ class Processes:
                 process.wait()
 
 
-def wait_for(predicate, what: str, process: subprocess.Popen, log: Path) -> None:
+def wait_for(predicate, what: str, process: subprocess.Popen) -> None:
     deadline = time.monotonic() + START_TIMEOUT
     while not predicate():
         if process.poll() is not None:
-            raise StepFailed(f"{what} exited with {process.returncode}; see {log}")
+            raise StepFailed(f"{what} exited with {process.returncode}")
         if time.monotonic() > deadline:
-            raise StepFailed(f"{what} did not start within {START_TIMEOUT:g}s; see {log}")
+            raise StepFailed(f"{what} did not start within {START_TIMEOUT:g}s")
         time.sleep(0.05)
 
 
@@ -159,7 +163,7 @@ class Demo:
             except OSError:
                 return False
 
-        wait_for(healthy, "the reference service", process, self.workdir / "reference.log")
+        wait_for(healthy, "the reference service", process)
         return f"http://127.0.0.1:{port_file.read_text().strip()}"
 
     def start_driver(self, mode: str, env: dict[str, str], *flags: str,
@@ -178,7 +182,7 @@ class Demo:
             except grpc.FutureTimeoutError:
                 return False
 
-        wait_for(ready, f"cfs-csi-driver --mode {mode}", process, self.workdir / f"{mode}.log")
+        wait_for(ready, f"cfs-csi-driver --mode {mode}", process)
         return channel, process
 
     # --- the walk -----------------------------------------------------------------------------
@@ -387,6 +391,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--create-delay", type=float, default=1.0,
                         help="seconds the reference service takes to create a file system")
     args = parser.parse_args(argv)
+    if not args.create_delay >= 0:
+        parser.error(f"--create-delay: {args.create_delay:g} is not a number of seconds >= 0")
     if os.geteuid() != 0:
         print("the demo mounts and starts an NFS server: run it as root", file=sys.stderr)
         return 2
@@ -402,8 +408,9 @@ def main(argv: list[str] | None = None) -> int:
         except (StepFailed, grpc.RpcError) as err:
             reason = rpc_error_text(err) if isinstance(err, grpc.RpcError) else str(err)
             print(f"demo FAILED: {reason}", flush=True)
-            if not args.workdir:
-                print("run again with --workdir DIR to keep the logs", flush=True)
+            for log in sorted(workdir.glob("*.log")):
+                tail = log.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
+                print(f"--- last lines of {log.name}", *tail, sep="\n", flush=True)
             return 1
 
 

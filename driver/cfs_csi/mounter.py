@@ -135,18 +135,17 @@ class Mounter:
         self.mount_table = mount_table or MountTable()
 
     # --- running commands --------------------------------------------------------------
-    def run(self, argv: list[str], timeout: float | None = None) -> str:
+    def run(self, argv: list[str]) -> str:
         """Run argv; return stdout. Raises CommandFailed or CommandTimeout (group killed)."""
-        timeout = self.timeout if timeout is None else timeout
         log.debug("running %s", argv)
         process = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True, start_new_session=True)
         try:
-            stdout, stderr = process.communicate(timeout=timeout)
+            stdout, stderr = process.communicate(timeout=self.timeout)
         except subprocess.TimeoutExpired:
             self._kill_group(process)
-            raise CommandTimeout(argv, timeout) from None
+            raise CommandTimeout(argv, self.timeout) from None
         if process.returncode != 0:
             raise CommandFailed(argv, process.returncode, stderr)
         return stdout
@@ -163,9 +162,6 @@ class Mounter:
             log.warning("process %d is unkillable (stuck in the kernel); not waiting for it", process.pid)
 
     # --- mount table -------------------------------------------------------------------
-    def mounts(self) -> list[MountEntry]:
-        return parse_mountinfo(self.mount_table.lines())
-
     def find_mount(self, path: str) -> MountEntry | None:
         """The topmost mount at exactly `path` (not a parent's), or None."""
         path = os.path.normpath(os.path.abspath(path))
@@ -205,8 +201,8 @@ class Mounter:
     def unmount(self, target: str) -> bool:
         """Unmount everything stacked at `target`; False when nothing was mounted there.
 
-        A plain umount that hangs or reports a stale handle is followed by a forced, lazy one,
-        which detaches the mount even when its server is gone.
+        A plain umount that fails or hangs (server gone, stale handle, busy) is followed by a
+        forced, lazy one, which detaches the mount at once; the kernel finishes it later.
         """
         unmounted = False
         while self.find_mount(target) is not None:

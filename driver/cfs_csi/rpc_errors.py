@@ -5,7 +5,8 @@ Helpers raise; `abort_on_error` turns what they raise into `context.abort(code, 
 - `ParameterError` / `MountOptionError` → INVALID_ARGUMENT;
 - `CfsError` → `cfs_cloud.errors.grpc_status_for` (the project's single CFS→gRPC table); its
   text is "<code>: <message> (RequestId <id>)" and is already scrubbed of secrets;
-- share problems of subdir mode → UNAVAILABLE / FAILED_PRECONDITION.
+- subdir mode: a missing directory → NOT_FOUND, an unreachable share → UNAVAILABLE, a symlink
+  or file in the path → FAILED_PRECONDITION.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from cfs_cloud.errors import CfsError, grpc_status_for
 
 from cfs_csi.mount_options import MountOptionError
 from cfs_csi.params import ParameterError
-from cfs_csi.subdir import ShareUnavailable, UnsafePath
+from cfs_csi.subdir import DirectoryMissing, ShareUnavailable, UnsafePath
 
 
 class ControllerError(Exception):
@@ -33,25 +34,26 @@ def invalid(message: str) -> ControllerError:
     return ControllerError(grpc.StatusCode.INVALID_ARGUMENT, message)
 
 
-def status_for(err: Exception) -> grpc.StatusCode | None:
-    """The status for an error a controller helper may raise; None for a bug."""
-    if isinstance(err, ControllerError):
-        return err.code
-    if isinstance(err, (ParameterError, MountOptionError)):
-        return grpc.StatusCode.INVALID_ARGUMENT
-    if isinstance(err, CfsError):
-        return grpc_status_for(err)
-    if isinstance(err, ShareUnavailable):
-        return grpc.StatusCode.UNAVAILABLE
-    if isinstance(err, UnsafePath):
-        return grpc.StatusCode.FAILED_PRECONDITION
-    return None
+# Errors of the driver's own modules, by type; checked in order.
+_STATUS_BY_TYPE: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
+    (ParameterError, grpc.StatusCode.INVALID_ARGUMENT),
+    (MountOptionError, grpc.StatusCode.INVALID_ARGUMENT),
+    (DirectoryMissing, grpc.StatusCode.NOT_FOUND),
+    (ShareUnavailable, grpc.StatusCode.UNAVAILABLE),
+    (UnsafePath, grpc.StatusCode.FAILED_PRECONDITION),
+)
+_MAPPED_TYPES = tuple(kind for kind, _ in _STATUS_BY_TYPE)
 
 
 @contextmanager
 def abort_on_error(context: grpc.ServicerContext) -> Iterator[None]:
+    """Turn what a controller helper raises into `context.abort`; anything else is a bug and
+    propagates (the server answers UNKNOWN and logs the traceback)."""
     try:
         yield
-    except (ControllerError, ParameterError, MountOptionError, CfsError, ShareUnavailable,
-            UnsafePath) as err:
-        context.abort(status_for(err), str(err))
+    except ControllerError as err:
+        context.abort(err.code, str(err))
+    except CfsError as err:
+        context.abort(grpc_status_for(err), str(err))
+    except _MAPPED_TYPES as err:
+        context.abort(next(code for kind, code in _STATUS_BY_TYPE if isinstance(err, kind)), str(err))

@@ -40,6 +40,10 @@ class ShareUnavailable(Exception):
     """The share cannot be reached (not mounted, unknown file system, mount failed)."""
 
 
+class DirectoryMissing(Exception):
+    """The volume's directory does not exist in the share."""
+
+
 class UnsafePath(Exception):
     """A path component inside the share is a symlink or not a directory."""
 
@@ -123,6 +127,7 @@ def _metadata_path(root: Path, path: str) -> Path:
 
 
 def record_capacity(root: Path, path: str, capacity_bytes: int) -> None:
+    require_directory(root, path)
     meta = _metadata_path(root, path)
     meta.parent.mkdir(parents=True, exist_ok=True)
     temporary = meta.with_suffix(".tmp")
@@ -131,6 +136,7 @@ def record_capacity(root: Path, path: str, capacity_bytes: int) -> None:
 
 
 def recorded_capacity(root: Path, path: str) -> int:
+    require_directory(root, path)
     try:
         return json.loads(_metadata_path(root, path).read_text())["capacity_bytes"]
     except (FileNotFoundError, ValueError, KeyError):
@@ -150,12 +156,11 @@ def create_directory(root: Path, path: str, sub: params.SubdirParams, capacity_b
     record_capacity(root, path, capacity_bytes)
 
 
-def directory_exists(root: Path, path: str) -> bool:
+def require_directory(root: Path, path: str) -> None:
     try:
         os.close(_open_dir_nofollow(root, path.split("/"), create_mode=None))
     except FileNotFoundError:
-        return False
-    return True
+        raise DirectoryMissing(f"directory {path} does not exist in the share") from None
 
 
 def delete_directory(root: Path, path: str, on_delete: str) -> None:

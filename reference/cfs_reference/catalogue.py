@@ -77,6 +77,15 @@ def _table(version: str, *actions: tuple) -> MappingProxyType:
 _PGROUP_ID = _req("PGroupId")
 _FS_ID = _req("FileSystemId")
 _RULE_FIELDS = (_opt("RWPermission"), _opt("UserPermission"))
+# CreateCfsFileSystem parameters spelled the same in both versions.
+_CREATE_FS_COMMON = (
+    _opt("MountIP"),
+    _opt("StorageResourcePkgId"),
+    _opt("BandwidthResourcePkgId"),
+    _opt("FsName"),
+    _opt("Encrypted", BOOL),
+    _opt("KmsKeyId"),
+)
 
 ACTIONS_2019 = _table(
     V2019,
@@ -117,12 +126,7 @@ ACTIONS_2019 = _table(
             _opt("UnVpcId"),
             _opt("SubnetId"),
             _opt("UnSubnetId"),
-            _opt("MountIP"),
-            _opt("StorageResourcePkgId"),
-            _opt("BandwidthResourcePkgId"),
-            _opt("FsName"),
-            _opt("Encrypted", BOOL),
-            _opt("KmsKeyId"),
+            *_CREATE_FS_COMMON,
             _opt("TagId", UINT64),
             _opt("SnapId"),
             _opt("ResourceTags", RESOURCE_TAGS),
@@ -229,12 +233,7 @@ ACTIONS_2018 = _table(
             _opt("UnVpcId"),
             _opt("SubnetId", UINT64),
             _opt("UnSubnetId"),
-            _opt("MountIP"),
-            _opt("StorageResourcePkgId"),
-            _opt("BandwidthResourcePkgId"),
-            _opt("FsName"),
-            _opt("Encrypted", BOOL),
-            _opt("KmsKeyId"),
+            *_CREATE_FS_COMMON,
         ],
         10,
     ),

@@ -22,3 +22,9 @@ def not_found(code: str, kind: str, resource_id: str) -> ApiError:
 
 def invalid_value(code: str, field: str, value: object, allowed: str) -> ApiError:
     return ApiError(code, f"{field}={value!r} is invalid: {allowed}")
+
+
+def require(condition: bool, code: str, message: str) -> None:
+    """Raise ApiError(code, message) unless `condition` holds."""
+    if not condition:
+        raise ApiError(code, message)

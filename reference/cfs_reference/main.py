@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"repeatable; also {CREDENTIALS_ENV}='id:key,id2:key2'")
     parser.add_argument("--admin-token", default="", help="protects /_admin/* (disabled when empty)")
     parser.add_argument("--region", default=DEFAULT_REGION)
-    parser.add_argument("--regions", action="append", default=[], metavar="NAME", help="more regions (repeatable)")
+    parser.add_argument("--regions", action="append", default=[], metavar="NAME", help="more regions (repeatable or comma-separated)")
     parser.add_argument("--create-delay", type=float, default=2.0, metavar="SECONDS")
     parser.add_argument("--rate-limit", action="append", default=[], metavar="ACTION=N",
                         help="override a documented per-action limit (0 = unlimited)")
@@ -97,7 +97,7 @@ def parse_settings(argv: list[str]) -> tuple[Settings, str]:
             state_dir=args.state_dir,
             credentials=credentials,
             admin_token=args.admin_token,
-            regions=[args.region, *args.regions],
+            regions=[args.region, *(name.strip() for item in args.regions for name in item.split(",") if name.strip())],
             create_delay=args.create_delay,
             rate_limits=rate_limits,
             rate_limits_enabled=not args.no_rate_limits,

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from cfs_csi.demo import kernel_has_nfs_client
+from tests.support.netns import private_network
 
 pytestmark = pytest.mark.skipif(
     not (shutil.which("ganesha.nfsd") and shutil.which("nfs-cp")),
@@ -40,9 +41,12 @@ ORDER = [
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
+    """The demo as a user runs it, but in a private network namespace so that its mount-target
+    addresses and port 2049 cannot collide with anything else on the machine."""
     workdir = tmp_path_factory.mktemp("demo")
-    result = subprocess.run([sys.executable, "-m", "cfs_csi.demo", "--workdir", str(workdir)],
-                            capture_output=True, text=True, timeout=600)
+    with private_network([]):
+        result = subprocess.run([sys.executable, "-m", "cfs_csi.demo", "--workdir", str(workdir)],
+                                capture_output=True, text=True, timeout=600)
     return workdir, result
 
 

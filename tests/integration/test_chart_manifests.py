@@ -158,3 +158,7 @@ def test_kind_values_fit_the_chart_and_the_cluster():
     script = (REPO / "tests" / "e2e" / "kind.sh").read_text()
     loaded = {f"{image['repository']}:{image['tag']}" for image in values["images"].values()}
     assert " ".join(sorted(loaded)) in script
+    # The snapshot CRDs and controller it installs are the release of the chart's csi-snapshotter.
+    with helm.Chart.load(render.CHART_DIR) as chart:
+        snapshotter_tag = chart.values["images"]["snapshotter"]["tag"]
+    assert f"SNAPSHOTTER_REF={snapshotter_tag}\n" in script

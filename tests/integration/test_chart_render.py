@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import re
 from pathlib import Path
 
 import helm_python as helm
@@ -153,6 +154,11 @@ def test_lint_strict_is_clean(value_set):
         assert problems == [], problems
 
 
+def test_lint_reports_bad_values():
+    report = helm.lint(CHART, {"controller": {"replicas": 0}}, strict=True, namespace=NAMESPACE)
+    assert any("/controller/replicas" in error for error in report["errors"]), report
+
+
 @pytest.mark.parametrize("value_set", sorted(VALUE_SETS))
 def test_every_object_validates_strictly_on_every_version(rendered, value_set):
     objects = rendered[value_set]
@@ -177,6 +183,10 @@ def test_schema_rejects_bad_values_naming_the_key():
             chart.validate_schema(chart.merge_values({"controller": {"replicas": 0}}))
         with pytest.raises(helm.HelmValuesError, match=r"'replica' not allowed"):
             chart.validate_schema(chart.merge_values({"controller": {"replica": 2}}))
+        with pytest.raises(helm.HelmValuesError, match=r"/controller/leaderElection"):
+            chart.validate_schema(chart.merge_values({"controller": {"replicas": 2, "leaderElection": False}}))
+        with pytest.raises(helm.HelmValuesError, match=r"/operator/peering"):
+            chart.validate_schema(chart.merge_values({"operator": {"replicas": 2, "peering": ""}}))
         with pytest.raises(helm.HelmValuesError, match=r"/storageClasses/nfs3/parameters/vers"):
             chart.validate_schema(chart.merge_values({"storageClasses": {"nfs3": {"parameters": {"vers": "4.1"}}}}))
 
@@ -244,6 +254,14 @@ def test_controller_sidecars_ha_and_timeouts(rendered):
     assert single["spec"]["replicas"] == 1
     for name in ("csi-provisioner", "csi-resizer", "csi-snapshotter"):
         assert "--leader-election=false" in _args(container(single, name))
+
+
+def test_every_image_is_pinned(rendered):
+    for obj in rendered["reference-enabled"]:
+        if obj["kind"] in ("Deployment", "DaemonSet"):
+            for c in obj["spec"]["template"]["spec"]["containers"]:
+                repository, _, tag = c["image"].rpartition(":")
+                assert repository and re.fullmatch(r"v?\d+\.\d+\.\d+", tag), c["image"]
 
 
 def test_only_the_node_plugin_is_privileged_by_default(rendered):

@@ -112,7 +112,7 @@ BAD_FLAG = csi_pb2.VolumeCapability(
     ({"volume_capabilities": [BLOCK]}, "INVALID_ARGUMENT", "block access is not supported"),
     ({"volume_capabilities": [NO_MODE]}, "INVALID_ARGUMENT", "access_mode missing"),
     ({"volume_capabilities": [EXT4]}, "INVALID_ARGUMENT", "fs_type 'ext4' is not supported"),
-    ({"volume_capabilities": [BAD_FLAG]}, "INVALID_ARGUMENT", "exec=/bin/sh"),
+    ({"volume_capabilities": [BAD_FLAG]}, "INVALID_ARGUMENT", "mount option 'exec' is not allowed"),
     ({"parameters": {"storagetype": "SD"}}, "INVALID_ARGUMENT", "unknown parameter 'storagetype'"),
     ({"parameters": {"storageType": "XL"}}, "INVALID_ARGUMENT", "allowed values: SD, HP"),
     ({"parameters": {"provisioningMode": "dirs"}}, "INVALID_ARGUMENT", "allowed values: filesystem, subdir"),

@@ -8,7 +8,10 @@ from pathlib import Path
 import grpc
 import pytest
 
+from cfs_csi.controller import locate_share
 from cfs_csi.csipb import csi_pb2
+from cfs_csi.mounter import Mounter, nfs_mount_command
+from cfs_csi.subdir import LocalShareAccess, MountedShareAccess
 from tests.support.csi import GIB, ZONE, create_request, serving_controller
 
 PVC_META = {"csi.storage.k8s.io/pvc/namespace": "team-a", "csi.storage.k8s.io/pvc/name": "data"}
@@ -27,7 +30,7 @@ def share(reference, cloud_client):
 
 @pytest.fixture
 def controller(tmp_path, reference, share):
-    with serving_controller(tmp_path, reference, share_root=share[1].parent) as running:
+    with serving_controller(tmp_path, reference, share_access=LocalShareAccess(share[1].parent)) as running:
         yield running
 
 
@@ -146,3 +149,40 @@ def test_subdir_cannot_be_snapshotted_or_restored(controller, share):
         "pvc-from", subdir_params(fs_id), volume_content_source=csi_pb2.VolumeContentSource(
             volume=csi_pb2.VolumeContentSource.VolumeSource(volume_id=volume.volume_id))))
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+class BindingMounter(Mounter):
+    """Replaces only the `mount -t nfs` step (no NFS client on this kernel): the exact command
+    is recorded and the share's data directory is bind-mounted in its place. Unmounting and the
+    mount table are real."""
+
+    def __init__(self, exports: dict[str, Path]):
+        super().__init__(timeout=10)
+        self.exports = exports
+        self.commands: list[list[str]] = []
+
+    def mount_nfs(self, server, export_path, target, options):
+        os.makedirs(target, exist_ok=True)
+        self.commands.append(nfs_mount_command(server, export_path, target, options))
+        self.run(["mount", "--bind", str(self.exports[f"{server}:{export_path}"]), target])
+
+
+def test_production_share_access_mounts_the_share_for_each_operation(tmp_path, reference, share, cloud_client):
+    fs_id, root, info = share
+    mounter = BindingMounter({f"{info['IpAddress']}:/": root})
+    mount_root = tmp_path / "shares"
+    access = MountedShareAccess(mounter, mount_root, locate=lambda s: locate_share(cloud_client, s))
+    try:
+        with serving_controller(tmp_path / "mounted", reference, share_access=access) as controller:
+            volume = controller.create("pvc-mounted", subdir_params(fs_id))
+            assert (root / "pvc-mounted").is_dir()
+            controller.delete(volume.volume_id)
+            assert not (root / "pvc-mounted").exists()
+    finally:
+        for target in mount_root.glob("*"):
+            mounter.unmount(str(target))
+    (target,) = {command[-1] for command in mounter.commands}
+    assert mounter.commands[0] == ["mount", "-t", "nfs", "-o", "vers=4.0,noresvport,hard,timeo=600,retrans=2",
+                                   f"{info['IpAddress']}:/", target]
+    assert len(mounter.commands) == 2                   # one mount per operation
+    assert mounter.find_mount(target) is None           # and unmounted after each

@@ -9,8 +9,10 @@ in for the export. It also reports such mounts the way the kernel reports NFS mo
 `server:/export`) and can turn a volume stale. Everything else (bind mounts, read-only
 remounts, umount, statvfs, mountinfo, the TCP probe of port 2049) is real.
 
-In the namespace the harness listens on port 2049 of every configured server address (and
-stops on SIGUSR1 for the servers named in the `down` file), standing in for reachable servers.
+In the namespace the harness listens on port 2049 of every configured server address ("0.0.0.0"
+for all of them), standing in for reachable servers; SIGUSR1 stops the listeners of the servers
+named in the `down` file. The exports map is re-read at every mount, so tests can add file
+systems created after the harness started.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ class LocalNfsMounter(Mounter):
 
     def __init__(self, timeout: float, config: dict):
         super().__init__(timeout)
-        self.exports: dict[str, str] = config["exports"]
+        self.exports_file = Path(config["exports"])
         self.hanging: list[str] = config.get("hanging", [])
         self.command_log = Path(config["command_log"])
         self.stale_file = Path(config["stale"])
@@ -65,7 +67,7 @@ class LocalNfsMounter(Mounter):
         source, target = argv[5], argv[6]
         if source in self.hanging:
             self.run([sys.executable, "-c", HANGING_HELPER, str(self.hung_helper_pids)])
-        local = self.exports.get(source)
+        local = json.loads(self.exports_file.read_text()).get(source)
         if local is None:
             raise CommandFailed(argv, MOUNT_EXIT_FAILURE,
                                 f"mount.nfs: access denied by server while mounting {source}")
@@ -172,6 +174,13 @@ class NodePlugin:
         log = Path(self.config["command_log"])
         return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
 
+    def add_export(self, source: str, path: Path) -> None:
+        """Serve another `server:/export` from now on (e.g. a file system created later)."""
+        exports_file = Path(self.config["exports"])
+        exports = json.loads(exports_file.read_text())
+        exports[source] = str(path)
+        exports_file.write_text(json.dumps(exports))
+
     def make_stale(self, source: str) -> None:
         with open(self.config["stale"], "a") as handle:
             handle.write(source + "\n")
@@ -210,7 +219,7 @@ def running_node(workdir: Path, exports: dict[str, str], servers: list[str],
     workdir.mkdir(parents=True, exist_ok=True)
     config = {
         "socket": str(workdir / "csi.sock"),
-        "exports": {source: str(path) for source, path in exports.items()},
+        "exports": str(workdir / "exports.json"),
         "servers": list(servers),
         "hanging": list(hanging),
         "mount_timeout": mount_timeout,
@@ -219,6 +228,8 @@ def running_node(workdir: Path, exports: dict[str, str], servers: list[str],
         "down": str(workdir / "down"),
         "hung_helper_pids": str(workdir / "hung-helper.pid"),
     }
+    exports_map = {source: str(path) for source, path in exports.items()}
+    Path(config["exports"]).write_text(json.dumps(exports_map))
     config_path = workdir / "harness.json"
     config_path.write_text(json.dumps(config))
     with open(workdir / "harness.log", "w") as log:

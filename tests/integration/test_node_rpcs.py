@@ -5,6 +5,8 @@ exact NFS mount command line is asserted from the double's log.
 """
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import grpc
@@ -317,3 +319,31 @@ def test_paths_with_blanks_are_found_in_the_mount_table(node, tmp_path):
     node.unpublish("fs:cfs-oooo5555", target)
     node.unstage("fs:cfs-oooo5555", staging)
     assert not staging.exists() and not target.exists()
+
+
+def test_busy_target_is_detached_with_a_lazy_unmount(node, paths):
+    staging, target = paths
+    node.stage("fs:cfs-pppp6666", staging, v4())
+    node.publish("fs:cfs-pppp6666", staging, target)
+    # A process working inside the volume makes a plain umount fail with "target is busy".
+    busy = subprocess.Popen(["nsenter", "-t", str(node.pid), "-m", "--", sys.executable, "-c",
+                             "import os, sys, time; os.chdir(sys.argv[1]); print('in', flush=True); "
+                             "time.sleep(60)", str(target)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert busy.stdout.readline() == "in\n"
+        assert node.inside("umount", str(target)).returncode != 0  # really busy
+        node.unpublish("fs:cfs-pppp6666", target)
+        assert not node.mounted(target) and not target.exists()
+    finally:
+        busy.kill()
+        busy.wait()
+    node.unstage("fs:cfs-pppp6666", staging)
+    assert not node.mounted(staging)
+
+
+def test_failed_mount_reports_the_command_and_its_error(node, paths):
+    staging, _ = paths
+    details = assert_status(lambda: node.stage("fs:cfs-qqqq7777", staging, v4(path="/no-such-dir")),
+                            grpc.StatusCode.INTERNAL, "access denied by server")
+    assert f"mount -t nfs -o {V4_OPTIONS} {REACHABLE}:/no-such-dir {staging}" in details
+    assert not node.mounted(staging)

@@ -9,7 +9,8 @@ import pytest
 
 from cfs_cloud import CfsClient
 from tests.support.kube import (
-    PGROUP_RESOURCE, Cluster, condition, condition_is, fast_cloud_config, fast_config, kube_api, running_operator,
+    PGROUP_RESOURCE, Cluster, calls_by_action, condition, condition_is, fast_cloud_config, fast_config, kube_api,
+    make_file_system, running_operator,
 )
 
 KIND = {"apiVersion": "cfs.tencentcloud.com/v1alpha1", "kind": "CfsPermissionGroup"}
@@ -54,14 +55,6 @@ def cloud_group(client: CfsClient, pgroup_id: str) -> dict[str, Any] | None:
     return next((g for g in groups if g["PGroupId"] == pgroup_id), None)
 
 
-def write_calls(reference) -> dict[str, int]:
-    """Calls per action since the last reset, only the ones that change something."""
-    calls = reference.admin.calls()
-    counts = {action: len(entry["calls"]) if isinstance(entry, dict) else entry
-              for action, entry in calls.items()}
-    return {action: n for action, n in counts.items() if not action.startswith("Describe") and n}
-
-
 @pytest.fixture
 async def kube():
     async with kube_api() as api:
@@ -85,7 +78,7 @@ async def test_create_update_and_delete_with_fewest_calls(kube, cluster, referen
         assert cloud_rules(cloud_client, pgroup_id) == {
             ("10.0.0.0/24", "RW", "root_squash", 10), ("10.0.1.5", "RO", "root_squash", 20),
             ("*", "RO", "root_squash", 100)}
-        assert write_calls(reference) == {"CreateCfsPGroup": 1, "CreateCfsRule": 3}
+        assert calls_by_action(reference) == {"CreateCfsPGroup": 1, "CreateCfsRule": 3}
         await cluster.wait_for_events("web", "Created", "RuleCreated")
 
         # One rule changed, one replaced by another client, the description edited:
@@ -98,14 +91,14 @@ async def test_create_update_and_delete_with_fewest_calls(kube, cluster, referen
             ("10.0.0.0/24", "RW", "no_root_squash", 5), ("10.0.2.0/24", "RO", "root_squash", 30),
             ("*", "RO", "root_squash", 100)}
         assert cloud_group(cloud_client, pgroup_id)["DescInfo"] == "v2"
-        assert write_calls(reference) == {"UpdateCfsRule": 2, "UpdateCfsPGroup": 1}
+        assert calls_by_action(reference) == {"UpdateCfsRule": 2, "UpdateCfsPGroup": 1}
 
         # Rules removed: one delete each, nothing else.
         reference.admin.reset_calls()
         await cluster.patch(PGROUP_RESOURCE, "web", {"spec": {"description": "v3", "rules": [rule("*", 100)]}})
         await cluster.wait_for(PGROUP_RESOURCE, "web", ready_at("v3"))
         assert cloud_rules(cloud_client, pgroup_id) == {("*", "RO", "root_squash", 100)}
-        assert write_calls(reference) == {"DeleteCfsRule": 2, "UpdateCfsPGroup": 1}
+        assert calls_by_action(reference) == {"DeleteCfsRule": 2, "UpdateCfsPGroup": 1}
 
         # deletionPolicy defaults to Delete for a group the operator created.
         await cluster.delete(PGROUP_RESOURCE, "web")
@@ -155,7 +148,7 @@ async def test_adoption_takes_over_rules_and_retains_by_default(kube, cluster, r
         assert obj["status"]["pGroupId"] == existing and obj["status"]["adopted"] is True
         assert obj["status"]["name"] == "legacy"
         assert {(r["clientIp"], r["priority"]) for r in obj["status"]["rules"]} == {("10.9.0.0/16", 1), ("10.8.0.1", 2)}
-        assert write_calls(reference) == {}          # taken over as it is
+        assert calls_by_action(reference) == {}          # taken over as it is
 
         # Once spec.rules is given, the adopted rules are managed like any other.
         await cluster.patch(PGROUP_RESOURCE, "adopted", {"spec": {"description": "managed",
@@ -179,10 +172,7 @@ async def test_deleting_a_group_in_use_waits_for_its_file_systems(kube, cluster,
         await cluster.create(PGROUP_RESOURCE, group("busy", rules=[rule("*", 1, "RW")]))
         obj = await cluster.wait_for(PGROUP_RESOURCE, "busy", ready)
         pgroup_id = obj["status"]["pGroupId"]
-        fs_id = cloud_client.call("CreateCfsFileSystem", {
-            "Zone": f"{reference.region}-1", "NetInterface": "VPC", "PGroupId": pgroup_id, "Protocol": "NFS",
-            "StorageType": "SD", "VpcId": "vpc-test", "SubnetId": "subnet-test", "FsName": "busy-fs"})["FileSystemId"]
-        cloud_client.wait_file_system_available(fs_id, timeout=20)
+        fs_id = make_file_system(cloud_client, reference.region, "busy-fs", pgroup_id)
 
         await cluster.delete(PGROUP_RESOURCE, "busy")
         obj = await cluster.wait_for(PGROUP_RESOURCE, "busy", lambda o: condition_is(o, "InUse", "True"))
@@ -230,7 +220,7 @@ async def test_invalid_specs_never_reach_the_cloud(kube, cluster, reference, spe
         obj = await cluster.wait_for(PGROUP_RESOURCE, "invalid", lambda o: condition_is(o, "Ready", "False", "InvalidSpec"))
         assert condition(obj, "Ready")["message"].startswith(field + ":")
         assert "pGroupId" not in obj["status"]
-        assert write_calls(reference) == {}
+        assert calls_by_action(reference) == {}
 
         # Fixing the spec is all it takes.
         await cluster.patch(PGROUP_RESOURCE, "invalid", {"spec": {"name": "fixed", "rules": [rule("10.0.0.0/24", 1)]}})

@@ -191,3 +191,44 @@ def test_config_file_sets_options(tmp_path):
         assert codes[0] == "OK" and "RequestLimitExceeded" in codes
         regions = [r["Region"] for r in call(cfs, "DescribeAvailableZoneInfo")["RegionZones"]]
         assert regions == ["ap-shanghai-fsi", "ap-beijing-fsi"]
+
+
+def test_fault_flags_at_start(tmp_path):
+    flags = ["--fault", "DescribeCfsServiceStatus:ResourceUnavailable:1", "--latency", "DescribeCfsRules:5",
+             "--create-failed-rate", "1"]
+    with running_reference(tmp_path / "ref", extra_args=flags) as ref:
+        cfs = sdk_client(ref)
+        with pytest.raises(TencentCloudSDKException) as injected:
+            call(cfs, "DescribeCfsServiceStatus")
+        assert injected.value.code == "ResourceUnavailable"
+        assert ref.admin.request("GET", "/_admin/faults") == {
+            "faults": [{"action": "DescribeCfsServiceStatus", "code": "ResourceUnavailable", "rate": 1.0}],
+            "latency": {"DescribeCfsRules": 5.0},
+            "create_failed_rate": 1.0,
+        }
+        fs_id = call(cfs, "CreateCfsFileSystem", Zone=f"{ref.region}-1", NetInterface="BASIC",
+                     PGroupId="pgroupbasic", FsName="doomed")["FileSystemId"]
+        deadline = time.monotonic() + 5
+        while call(cfs, "DescribeCfsFileSystems", FileSystemId=fs_id)["FileSystems"][0]["LifeCycleState"] == "creating":
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert call(cfs, "DescribeCfsFileSystems", FileSystemId=fs_id)["FileSystems"][0]["LifeCycleState"] == \
+            "create_failed"
+
+
+def test_bad_flags_exit_with_a_message_and_no_secret(tmp_path):
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "cfs_reference", "--state-dir", str(tmp_path), "--credential", "only-an-id-supersecret"],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert result.returncode == 2 and "--credential wants ID:KEY" in result.stderr
+    assert "supersecret" not in result.stderr
+    result = subprocess.run(
+        [sys.executable, "-m", "cfs_reference", "--state-dir", str(tmp_path), "--credential", "a:b",
+         "--fault", "*:InternalError:7"],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert result.returncode == 2 and "0..1" in result.stderr

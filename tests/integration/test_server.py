@@ -28,8 +28,8 @@ CAPABILITY = csi_pb2.VolumeCapability(
         mode=csi_pb2.VolumeCapability.AccessMode.MULTI_NODE_MULTI_WRITER))
 
 
-def identity_service(**kwargs) -> Service:
-    servicer = IdentityServicer("cfs.csi.tencentcloud.com", controller=False, topology=False, **kwargs)
+def identity_service() -> Service:
+    servicer = IdentityServicer("cfs.csi.tencentcloud.com", controller=False, topology=False)
     return Service(servicer, csi_pb2_grpc.add_IdentityServicer_to_server)
 
 
@@ -140,6 +140,19 @@ def test_metrics_endpoint_counts_rpcs_by_method_and_code(start_server):
     assert delta('csi_rpc_total{code="UNIMPLEMENTED",method="NodeGetInfo"}') == 1
 
 
+def refusal_of_new_rpcs(address: str) -> grpc.StatusCode:
+    """Call until the server refuses (the stop runs in another thread); return the code."""
+    late_stub = csi_pb2_grpc.IdentityStub(grpc.insecure_channel(address))
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            late_stub.GetPluginInfo(csi_pb2.GetPluginInfoRequest(), timeout=2)
+        except grpc.RpcError as refused:
+            return refused.code()
+        time.sleep(0.05)
+    pytest.fail("new RPCs were still served 10 s after stop began")
+
+
 def test_stop_lets_an_in_flight_rpc_finish_refuses_new_ones_and_removes_the_socket(start_server):
     identity = GatedIdentity()
     server = start_server(Service(identity, csi_pb2_grpc.add_IdentityServicer_to_server))
@@ -150,12 +163,10 @@ def test_stop_lets_an_in_flight_rpc_finish_refuses_new_ones_and_removes_the_sock
     stopper = threading.Thread(target=server.stop, kwargs={"grace": 10})
     stopper.start()
     try:
-        # New RPCs are refused (the server cancels them) while the old one still runs.
-        late_stub = csi_pb2_grpc.IdentityStub(grpc.insecure_channel(server.address))
-        with pytest.raises(grpc.RpcError) as refused:
-            late_stub.GetPluginInfo(csi_pb2.GetPluginInfoRequest(), timeout=2)
-        assert refused.value.code() in (grpc.StatusCode.CANCELLED, grpc.StatusCode.UNAVAILABLE)
-        assert stopper.is_alive()
+        # Once shutdown has begun, new RPCs are refused while the old one still runs.
+        assert refusal_of_new_rpcs(server.address) in (
+            grpc.StatusCode.CANCELLED, grpc.StatusCode.UNAVAILABLE)
+        assert stopper.is_alive() and not in_flight.done()
     finally:
         identity.release.set()
     assert in_flight.result().ready.value is True
@@ -200,6 +211,9 @@ def test_flags_and_environment_build_the_config():
     assert config.default_allowed_clients == ("10.0.0.0/16", "10.1.2.3", "*")
     assert (config.create_timeout, config.log_level) == (30.0, "DEBUG")
     assert config.runs_node and not config.runs_controller
+    short_form = DriverConfig.from_args(["--endpoint", "unix:/var/lib/csi/csi.sock"],
+                                        environ={"NODE_NAME": "node-a"})
+    assert short_form.endpoint == Endpoint("unix", path="/var/lib/csi/csi.sock")
     defaults = DriverConfig.from_args(["--mode", "controller"], environ={})
     assert defaults.endpoint == Endpoint("unix", path="/csi/csi.sock")
     assert defaults.driver_name == "cfs.csi.tencentcloud.com"
@@ -212,6 +226,7 @@ def test_flags_and_environment_build_the_config():
     (["--mode", "node", "--node-id", " "], "--node-id: required in mode 'node' (or set env NODE_NAME)"),
     (["--endpoint", "/csi/csi.sock"], "--endpoint: '/csi/csi.sock' must start with unix:// or tcp://"),
     (["--endpoint", "unix://csi.sock"], "needs an absolute socket path"),
+    (["--endpoint", "unix:csi.sock"], "needs an absolute socket path"),
     (["--endpoint", "tcp://127.0.0.1:70000"], "is not tcp://HOST:PORT with a port of 0-65535"),
     (["--driver-name=-bad-"], "--driver-name: '-bad-' must be 1-63 characters"),
     (["--driver-name", "a" * 64], "must be 1-63 characters"),
@@ -305,7 +320,11 @@ def test_controller_process_finishes_an_in_flight_call_on_sigterm(tmp_path, refe
     try:
         controller = driver.start()
         in_flight = controller.identity.Probe.future(csi_pb2.ProbeRequest(), timeout=30)
-        time.sleep(1)  # let the Probe reach the driver and its cloud call start
+        # The SDK logs each request at DEBUG as it sends it: then the Probe is in flight.
+        deadline = time.monotonic() + 20
+        while "DescribeCfsServiceStatus" not in driver.log():
+            assert time.monotonic() < deadline, "the Probe's cloud call never started"
+            time.sleep(0.05)
         driver.process.send_signal(signal.SIGTERM)
         assert in_flight.result().ready.value is True
         assert driver.process.wait(timeout=30) == 0
@@ -314,3 +333,23 @@ def test_controller_process_finishes_an_in_flight_call_on_sigterm(tmp_path, refe
     assert not driver.socket_path.exists()
     log = driver.log()
     assert log.index("received SIGTERM") < log.index("rpc=Probe code=OK") < log.index("stopped")
+
+
+def test_controller_process_logs_no_request_secret_even_at_debug(tmp_path, reference):
+    """Request secrets override the process credentials; neither key may reach the log."""
+    from tests.support.csi import DriverProcess, create_request
+
+    driver = DriverProcess(tmp_path, reference, create_timeout=30)
+    driver.env["TENCENTCLOUD_SECRET_KEY"] = "process-key-is-wrong-on-purpose"
+    try:
+        controller = driver.start()
+        request = create_request("pvc-secret-check")
+        request.secrets.update({"secretId": reference.secret_id, "secretKey": reference.secret_key})
+        volume = controller.stub.CreateVolume(request, timeout=60).volume
+        assert volume.volume_id
+    finally:
+        driver.kill()
+    log = driver.log()
+    assert "rpc=CreateVolume name='pvc-secret-check' code=OK" in log
+    assert reference.secret_key not in log
+    assert "process-key-is-wrong-on-purpose" not in log

@@ -2,8 +2,8 @@
 
 - `serving_controller(...)`: the real `CsiServer` (server.py) with the controller built by
   `build_controller`, in this process, on a unix socket; clients are real gRPC stubs. Subdir
-  tests give it a `LocalShareAccess` over the reference service's data directories (this
-  machine has no NFS client to mount a share, so that one boundary is local).
+  tests pass a `share_access` over the reference service's data directories (this machine has
+  no NFS client to mount a share, so that one boundary is local).
 - `driver_process(...)`: the `cfs-csi-driver` program (`python -m cfs_csi --mode controller`)
   as a child process that a test can kill -9 and restart (crash tests).
 """
@@ -28,7 +28,7 @@ from cfs_csi.controller import ControllerServicer, build_controller
 from cfs_csi.csipb import csi_pb2, csi_pb2_grpc
 from cfs_csi.identity import CachedReadiness, IdentityServicer
 from cfs_csi.server import CsiServer, Service
-from cfs_csi.subdir import LocalShareAccess
+from cfs_csi.subdir import ShareAccess
 
 ZONE = "ap-shanghai-fsi-1"
 ALLOWED_CLIENTS = ("127.0.0.0/8",)
@@ -85,13 +85,13 @@ def driver_config(socket_path: Path, create_timeout: float = 30.0) -> DriverConf
 
 
 @contextmanager
-def serving_controller(tmp_path: Path, ref, *, share_root: Path | None = None,
+def serving_controller(tmp_path: Path, ref, *, share_access: ShareAccess | None = None,
                        create_timeout: float = 30.0, workers: int = 32,
                        **cloud_overrides) -> Iterator[Controller]:
     config = driver_config(tmp_path / "controller.sock", create_timeout)
     servicer = build_controller(
         config, client=CfsClient(cloud_config(ref, **cloud_overrides)),
-        share_access=LocalShareAccess(share_root) if share_root else None)
+        share_access=share_access)
     identity = IdentityServicer(config.driver_name, controller=True, topology=True,
                                 readiness=CachedReadiness(servicer.readiness_check))
     server = CsiServer(config.endpoint, [

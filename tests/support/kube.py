@@ -216,16 +216,18 @@ async def running_operator(server: kmock.KubernetesEmulator, cloud_config: Cloud
         return kopf.ConnectionInfo(server=str(server.url).rstrip("/"), default_namespace="default")
 
     runtime = OperatorRuntime(config, CfsClient(cloud_config))
-    stop, ready = asyncio.Event(), asyncio.Event()
+    ready = asyncio.Event()
     task = asyncio.create_task(kopf.operator(
         registry=registry, settings=fast_settings(), clusterwide=True, standalone=True,
-        memo=kopf.Memo(runtime=runtime), stop_flag=stop, ready_flag=ready,
+        memo=kopf.Memo(runtime=runtime), ready_flag=ready,
     ))
     try:
         await asyncio.wait_for(ready.wait(), WAIT_TIMEOUT)
         yield runtime
     finally:
-        stop.set()
+        # Cancelled rather than stop-flagged: kopf then also cancels the tasks it cannot tell from
+        # its own (kmock's never-ending watch responses) instead of giving them 5 s to finish.
+        task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.wait_for(task, WAIT_TIMEOUT)
         runtime.close()
@@ -253,3 +255,19 @@ def fast_config(**overrides: Any) -> OperatorConfig:
               "max_retry_delay": 0.5, "slow_retry_delay": 0.3, "workers": 8}
     values.update(overrides)
     return OperatorConfig(**values)
+
+
+def make_file_system(client: CfsClient, region: str, name: str, pgroup_id: str = "pgroupbasic") -> str:
+    """A real (reference) file system to bind policies to or to keep a permission group in use."""
+    fs_id = client.call("CreateCfsFileSystem", {
+        "Zone": f"{region}-1", "NetInterface": "VPC", "PGroupId": pgroup_id, "Protocol": "NFS",
+        "StorageType": "SD", "VpcId": "vpc-test", "SubnetId": "subnet-test", "FsName": name})["FileSystemId"]
+    client.wait_file_system_available(fs_id, timeout=WAIT_TIMEOUT)
+    return fs_id
+
+
+def calls_by_action(reference: Any, writes_only: bool = True) -> dict[str, int]:
+    """Cloud calls per action since the last reset (by default only those that change something)."""
+    counts = {action: len(entry["calls"]) for action, entry in reference.admin.calls().items()}
+    return {action: n for action, n in counts.items()
+            if n and not (writes_only and action.startswith("Describe"))}

@@ -189,3 +189,26 @@ def sdk_client(reference: RunningReference, version: str = "2019-07-19", sign_me
 def call(client, action: str, **params: Any) -> dict[str, Any]:
     """One action through the SDK; returns the Response object (raises TencentCloudSDKException)."""
     return client.call_json(action, params)["Response"]
+
+
+class RecordingClient:
+    """An SDK client that remembers every action it sent (conformance suites check their coverage)."""
+
+    def __init__(self, client):
+        self.client = client
+        self.exercised: set[str] = set()
+
+    def ok(self, action: str, **params: Any) -> dict[str, Any]:
+        self.exercised.add(action)
+        return call(self.client, action, **params)
+
+    def fails(self, code: str, action: str, **params: Any) -> str:
+        """Assert that the call fails with the documented `code`; returns the message."""
+        import pytest
+        from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
+
+        self.exercised.add(action)
+        with pytest.raises(TencentCloudSDKException) as caught:
+            call(self.client, action, **params)
+        assert caught.value.code == code, caught.value.message
+        return caught.value.message

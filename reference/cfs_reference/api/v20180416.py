@@ -14,7 +14,6 @@ from cfs_reference.api import v20190719 as v2019
 from cfs_reference.api import views
 from cfs_reference.backend import Backend
 from cfs_reference.backend.file_systems import NewFileSystem
-from cfs_reference.backend.state import timestamp_text
 
 Params = dict[str, Any]
 FILE_SYSTEM_INFO_2018 = (
@@ -52,16 +51,7 @@ def create_cfs_file_system(backend: Backend, region: str, p: Params) -> Params:
         encrypted=p.get("Encrypted", False),
         kms_key_id=p.get("KmsKeyId", ""),
     ))
-    return {
-        "CreationTime": timestamp_text(fs["created_at"]),
-        "CreationToken": fs["name"],
-        "FileSystemId": fs["id"],
-        "LifeCycleState": fs["state"],
-        "SizeByte": 0,
-        "ZoneId": fs["zone_id"],
-        "FsName": fs["name"],
-        "Encrypted": fs["encrypted"],
-    }
+    return v2019.created_reply(fs)
 
 
 def query_cfs_file_system(backend: Backend, region: str, p: Params) -> Params:

@@ -40,6 +40,11 @@ def create_cfs_file_system(backend: Backend, region: str, p: Params) -> Params:
         kms_key_id=p.get("KmsKeyId", ""),
         tags=tuple((t["TagKey"], t["TagValue"]) for t in p.get("ResourceTags", [])),
     ))
+    return {**created_reply(fs), "CfsId": fs["id"]}
+
+
+def created_reply(fs: Params) -> Params:
+    """CreateCfsFileSystem's output fields common to both versions."""
     return {
         "CreationTime": timestamp_text(fs["created_at"]),
         "CreationToken": fs["name"],
@@ -49,7 +54,6 @@ def create_cfs_file_system(backend: Backend, region: str, p: Params) -> Params:
         "ZoneId": fs["zone_id"],
         "FsName": fs["name"],
         "Encrypted": fs["encrypted"],
-        "CfsId": fs["id"],
     }
 
 
@@ -155,8 +159,8 @@ def describe_cfs_pgroups(backend: Backend, region: str, p: Params) -> Params:
     groups = [
         g for g in groups
         if p.get("PGroupId") in (None, g["PGroupId"])
-        and (p.get("Name") is None or p["Name"] in g["Name"])
-        and (p.get("DescInfo") is None or p["DescInfo"] in g["DescInfo"])
+        and p.get("Name") in (None, g["Name"])
+        and p.get("DescInfo") in (None, g["DescInfo"])
     ]
     groups = views.ordered(groups, p.get("OrderBy"), p.get("OrderByType"), PGROUP_ORDER_KEYS, "OrderBy",
                            "OrderByType")

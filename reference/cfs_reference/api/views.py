@@ -8,7 +8,7 @@ from cfs_reference import ids
 from cfs_reference.backend import Backend
 from cfs_reference.backend.groups import DEFAULT_PGROUP_NAMES
 from cfs_reference.backend.limits import FS_LIMIT_MAX_GB
-from cfs_reference.backend.state import timestamp_text
+from cfs_reference.backend.state import FILE_SYSTEM, PGROUP, SNAPSHOT, timestamp_text
 from cfs_reference.errors import invalid_value
 
 APP_ID = 1250000000  # the one account this service serves
@@ -27,9 +27,9 @@ def pgroup_name(group: dict[str, Any], lang: str) -> str:
 
 def file_system_info(backend: Backend, fs: dict[str, Any], lang: str = "zh") -> dict[str, Any]:
     """FileSystemInfo (2019-07-19); the 2018-04-16 structure is a subset of it."""
-    group = backend.state.tables["pgroup"].get(fs["pgroup_id"], {"id": fs["pgroup_id"], "name": ""})
+    group = backend.state.tables[PGROUP].get(fs["pgroup_id"], {"id": fs["pgroup_id"], "name": ""})
     name = fs["name"] or UNNAMED[lang]
-    snapshot = backend.state.tables["snapshot"].get(fs["snap_id"])
+    snapshot = backend.state.tables[SNAPSHOT].get(fs["snap_id"])
     return {
         "CreationTime": timestamp_text(fs["created_at"]),
         "CreationToken": name,
@@ -63,7 +63,7 @@ def file_system_info(backend: Backend, fs: dict[str, Any], lang: str = "zh") -> 
 
 
 def mount_info(backend: Backend, fs: dict[str, Any]) -> dict[str, Any]:
-    group = backend.state.tables["pgroup"].get(fs["pgroup_id"], {"id": "", "name": ""})
+    group = backend.state.tables[PGROUP].get(fs["pgroup_id"], {"id": "", "name": ""})
     return {
         "FileSystemId": fs["id"],
         "MountTargetId": fs["id"],
@@ -141,8 +141,8 @@ def snap_list(snapshot: dict[str, Any]) -> dict[str, Any]:
 
 
 def policy_info(backend: Backend, policy: dict[str, Any]) -> dict[str, Any]:
-    file_systems = [backend.state.tables["file_system"][f] for f in policy["fs_ids"]
-                    if f in backend.state.tables["file_system"]]
+    file_systems = [backend.state.tables[FILE_SYSTEM][f] for f in policy["fs_ids"]
+                    if f in backend.state.tables[FILE_SYSTEM]]
     return {
         "AutoSnapshotPolicyId": policy["id"],
         "PolicyName": policy["name"],

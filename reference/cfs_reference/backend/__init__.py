@@ -8,6 +8,7 @@ policies, and keeps the NFS data plane in step with the available file systems.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -38,9 +39,10 @@ class Backend:
         data_plane: DataPlane,
         create_delay: float,
         create_fails: Callable[[], bool] = lambda: False,
+        clock: Callable[[], float] = time.time,
     ):
         state_dir.mkdir(parents=True, exist_ok=True)
-        self.state = State(Store(state_dir / DATABASE_NAME), state_dir)
+        self.state = State(Store(state_dir / DATABASE_NAME), state_dir, clock)
         self.regions = Regions(regions)
         self.file_systems = FileSystems(self.state, self.regions, mount_ip_pool)
         self.groups = Groups(self.state)
@@ -64,15 +66,22 @@ class Backend:
     # ---- creation entry points that need the lifecycle settings ----
 
     def create_file_system(self, region: str, request) -> dict[str, Any]:
-        return self.file_systems.create(region, request, self.create_delay, self.create_fails())
+        return self._pending(self.file_systems.create(region, request, self.create_delay, self.create_fails()))
 
-    def create_snapshot(self, region: str, file_system_id: str, name: str, tags) -> dict[str, Any]:
-        return self.snapshots.create(region, file_system_id, name, tags, self.create_delay, self.create_fails())
+    def create_snapshot(self, region: str, file_system_id: str, name: str, tags, alive_days: int = 0) -> dict[str, Any]:
+        return self._pending(self.snapshots.create(
+            region, file_system_id, name, tags, self.create_delay, self.create_fails(), alive_days
+        ))
 
     def copy_snapshot(self, region: str, snapshot_id: str, destination: str, name: str | None) -> dict[str, Any]:
-        return self.snapshots.copy_to_region(
+        return self._pending(self.snapshots.copy_to_region(
             region, snapshot_id, destination, name, self.create_delay, self.create_fails()
-        )
+        ))
+
+    def _pending(self, record: dict[str, Any]) -> dict[str, Any]:
+        """A record now creating: settle() must look again when it is due."""
+        self._deadline = min(self._deadline, record["ready_at"])
+        return record
 
     # ---- service sign-up ----
 
@@ -84,6 +93,7 @@ class Backend:
             with self.state.change() as change:
                 ready_at = self.state.now() + self.create_delay
                 change.save(META, {"id": SERVICE_STATUS_ID, "status": "creating", "ready_at": ready_at})
+            self._deadline = min(self._deadline, ready_at)
         return self.service_status()
 
     # ---- lifecycle ----
@@ -115,7 +125,8 @@ class Backend:
             if policy["active"]:
                 for fs_id in policy["fs_ids"]:
                     try:
-                        self.create_snapshot(policy["region"], fs_id, f"auto_{policy['id']}", [])
+                        self.create_snapshot(policy["region"], fs_id, f"auto_{policy['id']}", [],
+                                             policy["alive_days"])
                     except ApiError as skipped:  # busy or not available: the next run tries again
                         log.info("policy %s skipped %s: %s", policy["id"], fs_id, skipped.message)
             with self.state.change() as change:

@@ -12,12 +12,13 @@ from typing import Any
 from cfs_reference import ids
 from cfs_reference.backend import limits
 from cfs_reference.backend.regions import Regions
-from cfs_reference.backend.state import FILE_SYSTEM, POLICY, SNAPSHOT, State, require
-from cfs_reference.errors import ApiError, invalid_value
+from cfs_reference.backend.state import FILE_SYSTEM, POLICY, SNAPSHOT, State
+from cfs_reference.errors import ApiError, invalid_value, require
 
 CREATING, AVAILABLE, CREATE_FAILED = "creating", "available", "create_failed"
 VPC_ID = re.compile(r"vpc-[a-z0-9]+|\d+")  # 2019: vpc-xxxxxxxx; 2018: a numeric VpcId
 SUBNET_ID = re.compile(r"subnet-[a-z0-9]+|\d+")
+DATA_DIR_MODE = 0o755  # "每个文件系统默认为 755 权限"
 SIZE_CACHE_SECONDS = 1.0  # SizeByte is re-measured at most this often per file system
 
 
@@ -69,6 +70,7 @@ class FileSystems:
                 request.name, "FsName", "InvalidParameterValue.FsNameLimitExceeded",
                 "InvalidParameterValue.InvalidFsName",
             )
+        limits.check_tags(request.tags)
         if request.encrypted and not request.kms_key_id:
             raise ApiError("InvalidParameterValue.MissingKmsKeyId", "Encrypted=true needs KmsKeyId")
         self.state.pgroup(region, request.pgroup_id)
@@ -279,6 +281,7 @@ class FileSystems:
             shutil.copytree(self.state.snapshot_dir(snapshot_id), target, symlinks=True)
         else:
             target.mkdir(parents=True)
+            target.chmod(DATA_DIR_MODE)
 
 
 def directory_size(root: os.PathLike) -> int:

@@ -7,8 +7,8 @@ from typing import Any
 
 from cfs_reference import ids
 from cfs_reference.backend import limits
-from cfs_reference.backend.state import ALL_REGIONS, FILE_SYSTEM, PGROUP, RULE, State, require
-from cfs_reference.errors import ApiError, not_found
+from cfs_reference.backend.state import ALL_REGIONS, FILE_SYSTEM, PGROUP, RULE, State
+from cfs_reference.errors import ApiError, not_found, require
 
 DEFAULT_PGROUP_NAMES = {"zh": "默认权限组", "en": "Default permission group"}
 # The default group lets every client in, read-write, root kept as root.

@@ -41,6 +41,13 @@ def check_name(value: str, field: str, too_long: str, invalid: str) -> str:
     return value
 
 
+def check_tags(tags) -> None:
+    """ResourceTags: "标签键不能为空"."""
+    for index, (key, _value) in enumerate(tags):
+        if not key.strip():
+            raise ApiError("InvalidParameter.InvalidTagKey", f"ResourceTags.{index}.TagKey must not be empty")
+
+
 def check_description(value: str) -> str:
     if len(value.encode("utf-8")) > DESCRIPTION_MAX_BYTES:
         raise ApiError(

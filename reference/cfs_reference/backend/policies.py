@@ -7,8 +7,8 @@ from typing import Any
 
 from cfs_reference import ids
 from cfs_reference.backend import limits
-from cfs_reference.backend.state import FILE_SYSTEM, POLICY, Change, State, require
-from cfs_reference.errors import ApiError
+from cfs_reference.backend.state import FILE_SYSTEM, POLICY, Change, State
+from cfs_reference.errors import ApiError, require
 
 
 class Policies:

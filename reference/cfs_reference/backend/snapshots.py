@@ -9,8 +9,8 @@ from cfs_reference import ids
 from cfs_reference.backend import limits
 from cfs_reference.backend.file_systems import AVAILABLE, directory_size
 from cfs_reference.backend.regions import Regions
-from cfs_reference.backend.state import SNAPSHOT, State, require
-from cfs_reference.errors import ApiError
+from cfs_reference.backend.state import SNAPSHOT, State
+from cfs_reference.errors import ApiError, require
 
 CREATING, SNAP_AVAILABLE, CREATE_FAILED = "creating", "available", "create-failed"
 
@@ -21,7 +21,8 @@ class Snapshots:
         self.regions = regions
 
     def create(
-        self, region: str, file_system_id: str, name: str, tags: list[tuple[str, str]], delay: float, fail: bool
+        self, region: str, file_system_id: str, name: str, tags: list[tuple[str, str]], delay: float, fail: bool,
+        alive_days: int = 0,
     ) -> dict[str, Any]:
         fs = self.state.file_system(region, file_system_id)
         # "文件系统必须处于正常状态，其他状态暂无法创建快照"
@@ -40,7 +41,9 @@ class Snapshots:
             f"a file system holds at most {limits.SNAPSHOTS_PER_FILE_SYSTEM} snapshots",
         )
         self._check_name(name)
-        return self._create(region, fs["id"], fs["name"], self.state.data_dir(fs["id"]), name, tags, delay, fail)
+        limits.check_tags(tags)
+        return self._create(region, fs["id"], fs["name"], self.state.data_dir(fs["id"]), name, tags, delay, fail,
+                            alive_days)
 
     def copy_to_region(self, region: str, snapshot_id: str, destination: str, name: str | None,
                        delay: float, fail: bool) -> dict[str, Any]:
@@ -50,7 +53,7 @@ class Snapshots:
             self._check_name(name)
         return self._create(
             destination, source["fs_id"], source["fs_name"], self.state.snapshot_dir(snapshot_id),
-            name or source["name"], [tuple(t) for t in source["tags"]], delay, fail,
+            name or source["name"], [tuple(t) for t in source["tags"]], delay, fail, source["alive_days"],
         )
 
     def delete(self, region: str, snapshot_ids: list[str]) -> list[dict[str, Any]]:
@@ -99,7 +102,7 @@ class Snapshots:
         return record
 
     def _create(self, region: str, fs_id: str, fs_name: str, source_dir, name: str,
-                tags: list[tuple[str, str]], delay: float, fail: bool) -> dict[str, Any]:
+                tags: list[tuple[str, str]], delay: float, fail: bool, alive_days: int) -> dict[str, Any]:
         now = self.state.now()
         snapshot_id = ids.new_id(ids.SNAPSHOT, self.state.taken_ids())
         target = self.state.snapshot_dir(snapshot_id)
@@ -109,7 +112,7 @@ class Snapshots:
                 "id": snapshot_id, "region": region, "fs_id": fs_id, "fs_name": fs_name, "name": name,
                 "state": CREATING, "target_state": CREATE_FAILED if fail else SNAP_AVAILABLE,
                 "ready_at": now + delay, "created_at": now, "size_bytes": directory_size(target),
-                "alive_days": 0, "tags": [list(t) for t in tags], "seq": self.state.take_seq(change),
+                "alive_days": alive_days, "tags": [list(t) for t in tags], "seq": self.state.take_seq(change),
             }
             change.save(SNAPSHOT, record)
         return record

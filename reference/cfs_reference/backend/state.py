@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from cfs_reference import ids
-from cfs_reference.errors import ApiError, invalid_value, not_found
+from cfs_reference.errors import invalid_value, not_found
 from cfs_reference.store import Store, Transaction
 
 FILE_SYSTEM = "file_system"
@@ -129,17 +129,8 @@ class State:
         rules = [r for r in self.tables[RULE].values() if r["pgroup_id"] == pgroup_id]
         return sorted(rules, key=lambda r: (r["priority"], r["seq"]))
 
-    def next_seq(self) -> int:
-        """A monotonically increasing creation counter (stable ordering across restarts)."""
-        meta = self.tables[META].get("seq", {"id": "seq", "value": 0})
-        return meta["value"] + 1
-
     def take_seq(self, change: Change) -> int:
-        value = self.next_seq()
+        """The next value of a durable creation counter (stable ordering across restarts)."""
+        value = self.tables[META].get("seq", {"value": 0})["value"] + 1
         change.save(META, {"id": "seq", "value": value})
         return value
-
-
-def require(condition: bool, code: str, message: str) -> None:
-    if not condition:
-        raise ApiError(code, message)
