@@ -196,9 +196,10 @@ class CfsClient:
 
     # ---- pagination and lookups --------------------------------------------------------
 
-    def _paginate(self, action: str, items_key: str, params: dict) -> Iterator[dict]:
-        """Offset/Limit pages until TotalCount items were seen (or, without a TotalCount, a
-        short page). A server that caps Limit below ours still gets paged to the end."""
+    def paginate(self, action: str, items_key: str, **params) -> Iterator[dict]:
+        """Every item of a list action with Offset/Limit (e.g. DescribeCfsPGroups,
+        "PGroupList"), page by page until TotalCount items were seen (without a TotalCount:
+        until a short page). A server that caps Limit below ours is still paged to the end."""
         offset = int(params.pop("Offset", 0))
         limit = int(params.pop("Limit", PAGE_SIZE))
         while True:
@@ -212,7 +213,7 @@ class CfsClient:
 
     def iter_file_systems(self, **params) -> Iterator[dict]:
         """FileSystemInfo dicts of DescribeCfsFileSystems, all pages."""
-        return self._paginate("DescribeCfsFileSystems", "FileSystems", params)
+        return self.paginate("DescribeCfsFileSystems", "FileSystems", **params)
 
     def find_file_system_by_name(self, fs_name: str) -> dict | None:
         """The file system whose FsName (or CreationToken) is `fs_name`, if any.
@@ -229,7 +230,7 @@ class CfsClient:
 
     def iter_snapshots(self, **params) -> Iterator[dict]:
         """SnapshotInfo dicts of DescribeCfsSnapshots, all pages."""
-        return self._paginate("DescribeCfsSnapshots", "Snapshots", params)
+        return self.paginate("DescribeCfsSnapshots", "Snapshots", **params)
 
     def find_snapshot_by_name(self, name: str, file_system_id: str | None = None) -> dict | None:
         params = {"FileSystemId": file_system_id} if file_system_id else {}

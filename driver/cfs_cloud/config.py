@@ -19,6 +19,7 @@ ENV_SESSION_TOKEN = "TENCENTCLOUD_SESSION_TOKEN"
 ENV_CREDENTIALS_DIR = "CFS_CREDENTIALS_DIR"
 ENV_ENDPOINT = "CFS_ENDPOINT"
 ENV_REGION = "TENCENTCLOUD_REGION"
+ENV_RATE_LIMITS = "CFS_RATE_LIMITS"
 
 
 class CloudConfigError(ValueError):
@@ -45,6 +46,22 @@ def split_endpoint(endpoint: str) -> tuple[str, str]:
     except ValueError as exc:
         raise CloudConfigError(f"endpoint {endpoint!r}: invalid port") from exc
     return parts.scheme, parts.netloc
+
+
+def parse_rate_limits(text: str) -> dict[str, float]:
+    """"CreateCfsFileSystem=5,DescribeCfsFileSystems=10" -> {action: calls per second}."""
+    limits = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        action, sep, value = item.partition("=")
+        try:
+            if not sep or not action.strip():
+                raise ValueError
+            limits[action.strip()] = float(value)
+        except ValueError:
+            raise CloudConfigError(
+                f"{ENV_RATE_LIMITS}: {item!r} is not ACTION=N (calls per second, 0 = off)"
+            ) from None
+    return limits
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,6 +119,7 @@ class CloudConfig:
             "secret_key": (env.get(ENV_SECRET_KEY) or "").strip() or None,
             "session_token": (env.get(ENV_SESSION_TOKEN) or "").strip() or None,
             "credentials_dir": env.get(ENV_CREDENTIALS_DIR) or None,
+            "rate_limits": parse_rate_limits(env.get(ENV_RATE_LIMITS, "")),
         }
         values.update(overrides)
         return cls(**values)

@@ -59,6 +59,16 @@ def size_limit_gb(required_bytes: int, limit_bytes: int) -> int:
     return gb
 
 
+def describe_by_id(iterate, id_key: str, resource_id: str) -> dict | None:
+    """The one item of a Describe* listing filtered by its id; None when it does not exist
+    (the API answers ResourceNotFound, or, should it ignore the filter, does not list it)."""
+    try:
+        return next((item for item in iterate(**{id_key: resource_id})
+                     if item.get(id_key) == resource_id), None)
+    except CfsNotFound:
+        return None
+
+
 def mount_target(client: CfsClient, fs_id: str) -> dict:
     """The file system's mount target (CFS gives each file system one)."""
     for target in client.mount_targets(fs_id):
@@ -109,13 +119,7 @@ class FileSystems:
 
     @staticmethod
     def describe(client: CfsClient, fs_id: str) -> dict | None:
-        try:
-            for info in client.iter_file_systems(FileSystemId=fs_id):
-                if info.get("FileSystemId") == fs_id:
-                    return info
-        except CfsNotFound:
-            pass
-        return None
+        return describe_by_id(client.iter_file_systems, "FileSystemId", fs_id)
 
     # ---- create ------------------------------------------------------------------------
 

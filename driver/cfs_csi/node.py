@@ -149,7 +149,7 @@ def _rpc(method: Callable) -> Callable:
             code, message = err.code, str(err)
         except CommandTimeout as err:
             code, message = grpc.StatusCode.DEADLINE_EXCEEDED, str(err)
-        except CommandFailed as err:
+        except (CommandFailed, OSError) as err:  # a failed mount command or directory operation
             code, message = grpc.StatusCode.INTERNAL, str(err)
         log.warning("%s failed: %s %s", method.__name__, code.name, message)
         context.abort(code, message)
@@ -321,8 +321,9 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
         sub_path = _relative_path(request.volume_context, CONTEXT_SUB_PATH)
         source = os.path.join(staging, sub_path) if sub_path else staging
         if not self.mounter.is_directory(source):
+            what = f"sub-path {sub_path!r}" if sub_path else f"staged mount {staging}"
             raise NodeError(grpc.StatusCode.NOT_FOUND,
-                            f"sub-path {sub_path!r} does not exist in volume {volume_id}")
+                            f"{what} of volume {volume_id} is not an accessible directory")
         expected_root = posixpath.normpath(posixpath.join(staged.root, sub_path))
         existing = self.mounter.find_mount(target)
         if existing is not None:

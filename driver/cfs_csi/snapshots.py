@@ -20,6 +20,7 @@ from google.protobuf import timestamp_pb2
 
 from cfs_csi import params
 from cfs_csi.csipb import csi_pb2
+from cfs_csi.filesystems import describe_by_id
 from cfs_csi.rpc_errors import ControllerError
 from cfs_csi.volume_id import FilesystemVolume
 
@@ -67,13 +68,7 @@ def to_csi(info: dict) -> csi_pb2.Snapshot:
 
 
 def describe(client: CfsClient, snapshot_id: str) -> dict | None:
-    try:
-        for info in client.iter_snapshots(SnapshotId=snapshot_id):
-            if info.get("SnapshotId") == snapshot_id:
-                return info
-    except CfsNotFound:
-        pass
-    return None
+    return describe_by_id(client.iter_snapshots, "SnapshotId", snapshot_id)
 
 
 def create(client: CfsClient, name: str, file_system_id: str) -> dict:

@@ -127,3 +127,13 @@ def test_snapshots_helpers(reference, cloud_client):
     assert cloud_client.find_snapshot_by_name(name, file_system_id=fs_id)["SnapshotId"] == snap_id
     assert cloud_client.find_snapshot_by_name(unique("nosnap")) is None
     assert [s["SnapshotId"] for s in cloud_client.iter_snapshots(FileSystemId=fs_id)] == [snap_id]
+
+
+def test_generic_pagination_of_permission_groups(reference, cloud_client):
+    made = {cloud_client.call("CreateCfsPGroup", {"Name": unique("pg")})["PGroupId"]
+            for _ in range(3)}
+    reference.admin.reset_calls()
+    listed = {g["PGroupId"] for g in cloud_client.paginate("DescribeCfsPGroups", "PGroupList",
+                                                           Limit=2)}
+    assert made <= listed and "pgroupbasic" in listed and len(listed) == 4
+    assert len(calls_of(reference, "DescribeCfsPGroups")) == 2

@@ -91,12 +91,14 @@ def test_observed_rate_never_exceeds_the_documented_limits(reference):
         assert max_calls_per_second([t for t, _ in log]) <= DOCUMENTED_RATE_LIMITS[action]
 
 
-def test_configured_limit_is_respected(reference):
+def test_configured_limit_is_shared_with_credential_clones(reference):
     reference.admin.configure(rate_limits={"DescribeCfsPGroups": 5})
     client = client_for(reference, rate_limits={"DescribeCfsPGroups": 5})
+    clone = client.with_credentials(reference.secret_id, reference.secret_key)
     reference.admin.reset_calls()
     with ThreadPoolExecutor(8) as pool:
-        list(pool.map(lambda _: client.call("DescribeCfsPGroups", {}), range(10)))
+        list(pool.map(lambda i: (client if i % 2 else clone).call("DescribeCfsPGroups", {}),
+                      range(10)))
     log = call_log(reference, "DescribeCfsPGroups")
     assert len(log) == 10 and max_calls_per_second([t for t, _ in log]) <= 5
 

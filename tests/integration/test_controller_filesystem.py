@@ -5,7 +5,10 @@ import grpc
 import pytest
 
 from cfs_csi.csipb import csi_pb2
-from tests.support.csi import GIB, MOUNT_CAPABILITY, ZONE, create_request, serving_controller
+from tests.support.csi import (
+    GIB, MOUNT_CAPABILITY, ZONE, create_request, file_systems, fs_of, managed_groups, rpc_error,
+    serving_controller,
+)
 
 TOPOLOGY_KEY = "topology.cfs.csi.tencentcloud.com/zone"
 
@@ -16,23 +19,12 @@ def controller(tmp_path, reference):
         yield running
 
 
-def file_systems(ref) -> list[dict]:
-    return ref.admin.state()["FileSystems"]
 
 
-def groups(ref) -> list[dict]:
-    return ref.admin.state()["PGroups"]
 
 
-def fs_of(ref, volume_id: str) -> dict:
-    fs_id = volume_id.split(":")[1]
-    return next(fs for fs in file_systems(ref) if fs["FileSystemId"] == fs_id)
 
 
-def rpc_error(call, request) -> grpc.RpcError:
-    with pytest.raises(grpc.RpcError) as err:
-        call(request)
-    return err.value
 
 
 def test_capabilities(controller):
@@ -206,7 +198,7 @@ def test_managed_group_created_once_and_removed_with_last_volume(controller, ref
              "userPermission": "root_squash"}
     first = controller.create("pvc-g1", rules)
     second = controller.create("pvc-g2", rules)
-    managed = [g for g in groups(reference) if g["Name"].startswith("cfs-csi-")]
+    managed = managed_reference.admin.state()["PGroups"]
     assert len(managed) == 1
     group = managed[0]
     assert {fs_of(reference, v.volume_id)["PGroup"]["PGroupId"] for v in (first, second)} == {group["PGroupId"]}
@@ -216,9 +208,9 @@ def test_managed_group_created_once_and_removed_with_last_volume(controller, ref
     calls = reference.admin.calls()
     assert calls["CreateCfsPGroup"]["count"] == 1
     controller.delete(first.volume_id)
-    assert any(g["PGroupId"] == group["PGroupId"] for g in groups(reference))
+    assert any(g["PGroupId"] == group["PGroupId"] for g in reference.admin.state()["PGroups"])
     controller.delete(second.volume_id)
-    assert not any(g["PGroupId"] == group["PGroupId"] for g in groups(reference))
+    assert not any(g["PGroupId"] == group["PGroupId"] for g in reference.admin.state()["PGroups"])
     # The group comes back for the next volume of the class.
     third = controller.create("pvc-g3", rules)
     assert fs_of(reference, third.volume_id)["PGroup"]["Name"] == group["Name"]
@@ -229,7 +221,7 @@ def test_explicit_pgroup_is_used_and_kept(controller, reference, cloud_client):
     volume = controller.create("pvc-own-group", {"pGroupId": group_id})
     assert fs_of(reference, volume.volume_id)["PGroup"]["PGroupId"] == group_id
     controller.delete(volume.volume_id)
-    assert any(g["PGroupId"] == group_id for g in groups(reference))
+    assert any(g["PGroupId"] == group_id for g in reference.admin.state()["PGroups"])
     err = rpc_error(controller.stub.CreateVolume, create_request("pvc-x", {"pGroupId": "pgroup-nothere"}))
     assert err.code() == grpc.StatusCode.NOT_FOUND
     assert "ResourceNotFound.PgroupNotFound" in err.details()

@@ -9,18 +9,16 @@ import grpc
 import pytest
 
 from cfs_csi.csipb import csi_pb2
-from tests.support.csi import create_request, driver_process, serving_controller
+from tests.support.csi import (
+    create_request, driver_process, file_systems, managed_groups, serving_controller,
+)
 
 MANAGED_RULES = {"allowedClients": "10.20.0.0/16"}
 HOLD_MS = 2000  # the reference holds the call this long before carrying it out
 
 
-def file_systems(ref) -> list[dict]:
-    return ref.admin.state()["FileSystems"]
 
 
-def managed_groups(ref) -> list[dict]:
-    return [g for g in ref.admin.state()["PGroups"] if g["Name"].startswith("cfs-csi-")]
 
 
 def wait_for(condition, timeout: float = 15.0, what: str = "condition"):

@@ -2,12 +2,15 @@
 reference's state after each step."""
 
 import time
+from pathlib import Path
 
 import grpc
 import pytest
 
 from cfs_csi.csipb import csi_pb2
-from tests.support.csi import GIB, create_request, serving_controller
+from tests.support.csi import (
+    GIB, create_request, file_systems, fs_of, managed_groups, rpc_error, serving_controller,
+)
 
 
 @pytest.fixture
@@ -16,15 +19,12 @@ def controller(tmp_path, reference):
         yield running
 
 
-def state(ref) -> dict:
-    return ref.admin.state()
+def snapshots(ref) -> list[dict]:
+    return ref.admin.state()["Snapshots"]
 
 
-def data_dir(ref, volume_id: str):
-    from pathlib import Path
-
-    fs_id = volume_id.split(":")[1]
-    return Path(next(fs["DataDir"] for fs in state(ref)["FileSystems"] if fs["FileSystemId"] == fs_id))
+def data_dir(ref, volume_id: str) -> Path:
+    return Path(fs_of(ref, volume_id)["DataDir"])
 
 
 def snapshot_request(name: str, source: str, **fields) -> csi_pb2.CreateSnapshotRequest:
@@ -41,10 +41,6 @@ def wait_ready(controller, name: str, source: str) -> csi_pb2.Snapshot:
         time.sleep(0.05)
 
 
-def rpc_error(call, request) -> grpc.RpcError:
-    with pytest.raises(grpc.RpcError) as err:
-        call(request)
-    return err.value
 
 
 def test_snapshot_restore_clone_expand_delete(controller, reference):
@@ -55,21 +51,19 @@ def test_snapshot_restore_clone_expand_delete(controller, reference):
     assert snapshot.ready_to_use and snapshot.snapshot_id.startswith("cfssnap-")
     assert snapshot.source_volume_id == source.volume_id
     assert snapshot.creation_time.seconds > 0
-    snaps = state(reference)["Snapshots"]
+    snaps = snapshots(reference)
     assert [s["SnapshotId"] for s in snaps] == [snapshot.snapshot_id]
     assert snaps[0]["SnapshotName"] == "cfs-csi-snapshot-1"
     # Idempotent by name.
     assert controller.stub.CreateSnapshot(snapshot_request("snapshot-1", source.volume_id)).snapshot.snapshot_id \
         == snapshot.snapshot_id
-    assert len(state(reference)["Snapshots"]) == 1
+    assert len(snapshots(reference)) == 1
 
     content = csi_pb2.VolumeContentSource(
         snapshot=csi_pb2.VolumeContentSource.SnapshotSource(snapshot_id=snapshot.snapshot_id))
     restored = controller.create("pvc-restored", gib=2, volume_content_source=content)
     assert restored.content_source.snapshot.snapshot_id == snapshot.snapshot_id
-    restored_fs = next(fs for fs in state(reference)["FileSystems"]
-                       if fs["FileSystemId"] == restored.volume_id.split(":")[1])
-    assert restored_fs["SnapId"] == snapshot.snapshot_id
+    assert fs_of(reference, restored.volume_id)["SnapId"] == snapshot.snapshot_id
     assert (data_dir(reference, restored.volume_id) / "hello.txt").read_text() == "from the source"
 
     clone_source = csi_pb2.VolumeContentSource(
@@ -78,25 +72,23 @@ def test_snapshot_restore_clone_expand_delete(controller, reference):
     assert (data_dir(reference, clone.volume_id) / "hello.txt").read_text() == "from the source"
     assert clone.content_source.volume.volume_id == restored.volume_id
     # The clone's temporary snapshot is gone; the user's snapshot stays.
-    assert [s["SnapshotId"] for s in state(reference)["Snapshots"]] == [snapshot.snapshot_id]
+    assert [s["SnapshotId"] for s in snapshots(reference)] == [snapshot.snapshot_id]
     again = controller.create("pvc-clone", gib=2, volume_content_source=clone_source)
     assert again.volume_id == clone.volume_id
-    assert len(state(reference)["FileSystems"]) == 3
+    assert len(file_systems(reference)) == 3
 
     expanded = controller.stub.ControllerExpandVolume(csi_pb2.ControllerExpandVolumeRequest(
         volume_id=clone.volume_id, capacity_range=csi_pb2.CapacityRange(required_bytes=10 * GIB)))
     assert expanded.capacity_bytes == 10 * GIB
-    assert next(fs["SizeLimit"] for fs in state(reference)["FileSystems"]
-                if fs["FileSystemId"] == clone.volume_id.split(":")[1]) == 10
+    assert fs_of(reference, clone.volume_id)["SizeLimit"] == 10
 
     controller.stub.DeleteSnapshot(csi_pb2.DeleteSnapshotRequest(snapshot_id=snapshot.snapshot_id))
     controller.stub.DeleteSnapshot(csi_pb2.DeleteSnapshotRequest(snapshot_id=snapshot.snapshot_id))
-    assert state(reference)["Snapshots"] == []
+    assert snapshots(reference) == []
     for volume in (clone, restored, source):
         controller.delete(volume.volume_id)
-    final = state(reference)
-    assert final["FileSystems"] == [] and final["Snapshots"] == []
-    assert not [g for g in final["PGroups"] if g["Name"].startswith("cfs-csi-")]
+    assert file_systems(reference) == [] and snapshots(reference) == []
+    assert managed_groups(reference) == []
 
 
 def test_snapshot_name_reused_for_other_source_is_already_exists(controller, reference):
@@ -105,7 +97,7 @@ def test_snapshot_name_reused_for_other_source_is_already_exists(controller, ref
     wait_ready(controller, "snap-x", first.volume_id)
     err = rpc_error(controller.stub.CreateSnapshot, snapshot_request("snap-x", second.volume_id))
     assert err.code() == grpc.StatusCode.ALREADY_EXISTS
-    assert len(state(reference)["Snapshots"]) == 1
+    assert len(snapshots(reference)) == 1
 
 
 @pytest.mark.parametrize("request_fields,code,fragment", [
@@ -167,4 +159,4 @@ def test_restore_from_missing_snapshot_creates_nothing(controller, reference):
         "pvc-r", volume_content_source=csi_pb2.VolumeContentSource(
             snapshot=csi_pb2.VolumeContentSource.SnapshotSource(snapshot_id="cfssnap-zzzz"))))
     assert err.code() == grpc.StatusCode.NOT_FOUND
-    assert state(reference)["FileSystems"] == []
+    assert file_systems(reference) == []

@@ -12,7 +12,7 @@ from cfs_csi.controller import locate_share
 from cfs_csi.csipb import csi_pb2
 from cfs_csi.mounter import Mounter, nfs_mount_command
 from cfs_csi.subdir import LocalShareAccess, MountedShareAccess
-from tests.support.csi import GIB, ZONE, create_request, serving_controller
+from tests.support.csi import GIB, ZONE, create_request, file_systems, rpc_error, serving_controller
 
 PVC_META = {"csi.storage.k8s.io/pvc/namespace": "team-a", "csi.storage.k8s.io/pvc/name": "data"}
 
@@ -24,7 +24,7 @@ def share(reference, cloud_client):
         "Zone": ZONE, "NetInterface": "BASIC", "PGroupId": "pgroupbasic", "FsName": "shared"})
     fs_id = reply["FileSystemId"]
     info = cloud_client.wait_file_system_available(fs_id, timeout=10)
-    data = next(fs["DataDir"] for fs in reference.admin.state()["FileSystems"] if fs["FileSystemId"] == fs_id)
+    data = next(fs["DataDir"] for fs in file_systems(reference) if fs["FileSystemId"] == fs_id)
     return fs_id, Path(data), info
 
 
@@ -38,10 +38,6 @@ def subdir_params(fs_id: str, **extra) -> dict:
     return {"provisioningMode": "subdir", "fileSystemId": fs_id, **extra}
 
 
-def rpc_error(call, request) -> grpc.RpcError:
-    with pytest.raises(grpc.RpcError) as err:
-        call(request)
-    return err.value
 
 
 def test_create_delete_with_template_mode_and_owner(controller, share):

@@ -231,7 +231,7 @@ def test_publish_binds_sub_path(node, paths, exports):
     missing = paths[1].parent / "other"
     assert_status(lambda: node.publish("subdir:cfs-aaaa1111:nope", staging, missing,
                                        context=v4(subPath="nope")),
-                  grpc.StatusCode.NOT_FOUND, "sub-path 'nope' does not exist")
+                  grpc.StatusCode.NOT_FOUND, "sub-path 'nope' of volume subdir:cfs-aaaa1111:nope is not an accessible directory")
     node.unpublish("subdir:cfs-aaaa1111:data/team", target)
     node.unstage("subdir:cfs-aaaa1111:data/team", staging)
 
@@ -347,3 +347,10 @@ def test_failed_mount_reports_the_command_and_its_error(node, paths):
                             grpc.StatusCode.INTERNAL, "access denied by server")
     assert f"mount -t nfs -o {V4_OPTIONS} {REACHABLE}:/no-such-dir {staging}" in details
     assert not node.mounted(staging)
+
+
+def test_staging_path_that_is_a_file_is_an_internal_error(node, tmp_path):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("x")
+    assert_status(lambda: node.stage("fs:cfs-rrrr8888", blocker / "globalmount", v4()),
+                  grpc.StatusCode.INTERNAL, "Not a directory")

@@ -74,6 +74,8 @@ def test_file_system_with_numeric_vpc_and_zone_id(old, new):
         ({"Zone": "ap-shanghai-fsi-9"}, "InvalidParameterValue.InvalidZoneOrZoneId"),
         ({"NetInterface": None}, "MissingParameter"),
         ({"SnapId": "cfssnap-00000000"}, "UnknownParameter"),  # 2019-07-19 only
+        ({"StorageType": "IA"}, "InvalidParameterValue.MissingStorageResourcePkg"),
+        ({"StorageType": "XX"}, "InvalidParameterValue.InvalidStorageType"),
     ],
 )
 def test_create_file_system_2018_errors(old, params, code):
@@ -84,7 +86,9 @@ def test_create_file_system_2018_errors(old, params, code):
 
 def test_unified_vpc_ids_and_unnamed_file_system(old):
     fs_id = old.ok("CreateCfsFileSystem", Zone="ap-shanghai-fsi-2", NetInterface="VPC", PGroupId="pgroupbasic",
-               UnVpcId="vpc-unified", UnSubnetId="subnet-unified")["FileSystemId"]
+                   UnVpcId="vpc-unified", UnSubnetId="subnet-unified", StorageType="IA",
+                   StorageResourcePkgId="pkg-1")["FileSystemId"]
+    assert old.ok("QueryCfsFileSystem", FileSystemId=fs_id)["FileSystems"][0]["StorageType"] == "IA"
     shown = old.ok("QueryCfsFileSystem", FileSystemId=fs_id, InternationalFlag=1)["FileSystems"][0]
     assert shown["FsName"] == "Unnamed" and shown["Zone"] == "ap-shanghai-fsi-2"
     assert old.ok("QueryCfsFileSystem", FileSystemId=fs_id)["FileSystems"][0]["FsName"] == "未命名"

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
+import pytest
 from cfs_cloud import CfsClient, CloudConfig
 
 from cfs_csi.config import MODE_CONTROLLER, DriverConfig, Endpoint
@@ -71,6 +72,28 @@ class Controller:
 
     def delete(self, volume_id: str) -> None:
         self.stub.DeleteVolume(csi_pb2.DeleteVolumeRequest(volume_id=volume_id))
+
+
+def rpc_error(call, request) -> grpc.RpcError:
+    """The error a gRPC call must fail with."""
+    with pytest.raises(grpc.RpcError) as err:
+        call(request)
+    return err.value
+
+
+def file_systems(ref) -> list[dict]:
+    """FileSystemInfo (+ MountInfo, DataDir) of every file system of the reference service."""
+    return ref.admin.state()["FileSystems"]
+
+
+def fs_of(ref, volume_id: str) -> dict:
+    """The reference's record of a filesystem-mode volume."""
+    fs_id = volume_id.split(":")[1]
+    return next(fs for fs in file_systems(ref) if fs["FileSystemId"] == fs_id)
+
+
+def managed_groups(ref) -> list[dict]:
+    return [g for g in ref.admin.state()["PGroups"] if g["Name"].startswith("cfs-csi-")]
 
 
 def cloud_config(ref, **overrides) -> CloudConfig:

@@ -82,3 +82,15 @@ def test_repr_never_shows_secrets():
     text = repr(config) + str(config) + repr(config.credential_provider())
     assert "AKIDexample" in text
     assert SECRET_KEY not in text and TOKEN not in text
+
+
+def test_rate_limits_from_env():
+    config = CloudConfig.from_env(
+        {"CFS_RATE_LIMITS": " CreateCfsFileSystem=5, DescribeCfsFileSystems=0.5 ,"})
+    assert dict(config.rate_limits) == {"CreateCfsFileSystem": 5, "DescribeCfsFileSystems": 0.5}
+
+
+@pytest.mark.parametrize("text", ["CreateCfsFileSystem", "=5", "CreateCfsFileSystem=fast"])
+def test_bad_rate_limits_from_env_name_the_variable(text):
+    with pytest.raises(CloudConfigError, match=r"CFS_RATE_LIMITS: .* is not ACTION=N"):
+        CloudConfig.from_env({"CFS_RATE_LIMITS": text})

@@ -14,6 +14,7 @@ from cfs_reference.api import v20190719 as v2019
 from cfs_reference.api import views
 from cfs_reference.backend import Backend
 from cfs_reference.backend.file_systems import NewFileSystem
+from cfs_reference.backend.limits import STORAGE_TYPES_2018
 
 Params = dict[str, Any]
 FILE_SYSTEM_INFO_2018 = (
@@ -48,6 +49,8 @@ def create_cfs_file_system(backend: Backend, region: str, p: Params) -> Params:
         name=p.get("FsName") or p.get("CreationToken") or "",
         protocol=p.get("Protocol"),
         storage_type=p.get("StorageType"),
+        storage_types=STORAGE_TYPES_2018,
+        storage_package_id=p.get("StorageResourcePkgId", ""),
         encrypted=p.get("Encrypted", False),
         kms_key_id=p.get("KmsKeyId", ""),
     ))

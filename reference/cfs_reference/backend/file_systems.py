@@ -36,6 +36,8 @@ class NewFileSystem:
     name: str = ""
     protocol: str | None = None
     storage_type: str | None = None
+    storage_types: tuple[str, ...] = limits.STORAGE_TYPES  # what this API version accepts
+    storage_package_id: str = ""
     snap_id: str | None = None
     encrypted: bool = False
     kms_key_id: str = ""
@@ -57,9 +59,14 @@ class FileSystems:
             request.protocol or "NFS", "Protocol", limits.PROTOCOLS, "InvalidParameterValue.InvalidProtocol"
         )
         storage_type = limits.check_choice(
-            request.storage_type or "SD", "StorageType", limits.STORAGE_TYPES,
+            request.storage_type or "SD", "StorageType", request.storage_types,
             "InvalidParameterValue.InvalidStorageType",
         )
+        if storage_type == limits.INFREQUENT_ACCESS and not request.storage_package_id:
+            raise ApiError(
+                "InvalidParameterValue.MissingStorageResourcePkg",
+                "StorageType=IA (infrequent access) needs StorageResourcePkgId",
+            )
         net = limits.check_choice(
             request.net_interface, "NetInterface", limits.NET_INTERFACES,
             "InvalidParameterValue.InvalidNetInterface",

@@ -25,7 +25,9 @@ ACCESS = ("RO", "RW")
 SQUASH = ("all_squash", "no_all_squash", "root_squash", "no_root_squash")
 NET_INTERFACES = ("VPC", "BASIC")
 PROTOCOLS = ("NFS", "CIFS")
-STORAGE_TYPES = ("SD", "HP")
+STORAGE_TYPES = ("SD", "HP")  # 2019-07-19 (AvailableType: "SD 标准型存储、HP 性能型存储")
+STORAGE_TYPES_2018 = ("SD", "EP", "HP", "IA")  # 2018-04-16 VersionCtrlType: 标准、极速型、高性能、低频
+INFREQUENT_ACCESS = "IA"  # "低频文件系统该字段 (StorageResourcePkgId) 为必填"
 WEEK_DAYS = range(1, 8)
 HOURS = range(0, 24)
 
