@@ -46,10 +46,13 @@ SNAPSHOT_READY_TIMEOUT = 120.0
 LIBNFS_TOOLS = ("nfs-cp", "nfs-cat")
 LOG_TAIL_LINES = 15  # of each component's log, printed when the demo fails
 
-MOUNT_CAPABILITY = csi_pb2.VolumeCapability(
-    mount=csi_pb2.VolumeCapability.MountVolume(),
-    access_mode=csi_pb2.VolumeCapability.AccessMode(
-        mode=csi_pb2.VolumeCapability.AccessMode.MULTI_NODE_MULTI_WRITER))
+
+def mount_capability() -> csi_pb2.VolumeCapability:
+    """What a ReadWriteMany filesystem PVC asks for."""
+    return csi_pb2.VolumeCapability(
+        mount=csi_pb2.VolumeCapability.MountVolume(),
+        access_mode=csi_pb2.VolumeCapability.AccessMode(
+            mode=csi_pb2.VolumeCapability.AccessMode.MULTI_NODE_MULTI_WRITER))
 
 
 class StepFailed(Exception):
@@ -252,7 +255,7 @@ class Demo:
             if snapshot_id else None)
         volume = controller.CreateVolume(csi_pb2.CreateVolumeRequest(
             name=name, capacity_range=csi_pb2.CapacityRange(required_bytes=10 * GIB),
-            volume_capabilities=[MOUNT_CAPABILITY], volume_content_source=source),
+            volume_capabilities=[mount_capability()], volume_content_source=source),
             timeout=RPC_TIMEOUT).volume
         origin = f" from snapshot {snapshot_id}" if snapshot_id else ""
         self.report.step(f"CreateVolume {name}{origin}", "ok",
@@ -270,7 +273,7 @@ class Demo:
         try:
             node.NodeStageVolume(csi_pb2.NodeStageVolumeRequest(
                 volume_id=volume.volume_id, staging_target_path=str(staging),
-                volume_capability=MOUNT_CAPABILITY, volume_context=volume.volume_context),
+                volume_capability=mount_capability(), volume_context=volume.volume_context),
                 timeout=RPC_TIMEOUT)
         except grpc.RpcError as err:
             if kernel_has_nfs_client():
@@ -294,7 +297,7 @@ class Demo:
             return False
         node.NodePublishVolume(csi_pb2.NodePublishVolumeRequest(
             volume_id=volume.volume_id, staging_target_path=str(staging), target_path=str(target),
-            volume_capability=MOUNT_CAPABILITY, volume_context=volume.volume_context),
+            volume_capability=mount_capability(), volume_context=volume.volume_context),
             timeout=RPC_TIMEOUT)
         self.report.step("NodePublishVolume", "ok", f"bind-mounted at {target}")
         return True

@@ -178,33 +178,36 @@ class FileSystems:
             body["ResourceTags"] = [{"TagKey": k, "TagValue": v} for k, v in fs_params.resource_tags]
         if request.snapshot_id:
             body["SnapId"] = request.snapshot_id
-        # A managed group may vanish between ensure and create (its last other volume was
-        # deleted): ensure it again once.
-        for attempt in (1, 2):
-            group_id = fs_params.pgroup_id or self.groups.ensure(client, fs_params.access_rules)
-            try:
-                reply = client.call("CreateCfsFileSystem", {**body, "PGroupId": group_id})
-            except CfsNotFound as err:
-                if fs_params.pgroup_id or err.code != PGROUP_NOT_FOUND or attempt == 2:
-                    raise
-                self.groups.forget(group_id)
-                continue
-            except CfsNetworkError:
-                # The request may have been carried out; the name tells.
-                found = self.find_by_name(client, request.fs_name)
-                if found is None:
-                    raise
-                return found
-            log.info("volume %s: created file system %s (%s, RequestId %s)", request.volume_name,
-                     reply["FileSystemId"], request.fs_name, reply.get("RequestId"))
-            return {"FileSystemId": reply["FileSystemId"],
-                    "LifeCycleState": reply.get("LifeCycleState"),
-                    "CreateRequestId": reply.get("RequestId")}
-        raise AssertionError("unreachable")
+        managed = not fs_params.pgroup_id
+        group_id = fs_params.pgroup_id or self.groups.ensure(client, fs_params.access_rules)
+        try:
+            return self._send_create(client, {**body, "PGroupId": group_id}, request)
+        except CfsNotFound as err:
+            if not managed or err.code != PGROUP_NOT_FOUND:
+                raise
+        # The remembered managed group was deleted meanwhile (its last other volume went, maybe
+        # through another controller): ensure it again, once.
+        self.groups.forget(group_id)
+        group_id = self.groups.ensure(client, fs_params.access_rules)
+        return self._send_create(client, {**body, "PGroupId": group_id}, request)
+
+    def _send_create(self, client: CfsClient, body: dict, request: ProvisionRequest) -> dict:
+        try:
+            reply = client.call("CreateCfsFileSystem", body)
+        except CfsNetworkError:
+            # The request may have been carried out; the name tells.
+            found = self.find_by_name(client, request.fs_name)
+            if found is None:
+                raise
+            return found
+        log.info("volume %s: created file system %s (%s, RequestId %s)", request.volume_name,
+                 reply["FileSystemId"], request.fs_name, reply.get("RequestId"))
+        return {"FileSystemId": reply["FileSystemId"], "LifeCycleState": reply.get("LifeCycleState"),
+                "CreateRequestId": reply.get("RequestId")}
 
     def _wait_available(self, client: CfsClient, info: dict, request: ProvisionRequest) -> dict:
         fs_id = info["FileSystemId"]
-        if info.get("LifeCycleState") == STATE_AVAILABLE and "IpAddress" in info:
+        if info.get("LifeCycleState") == STATE_AVAILABLE:
             return info
         try:
             return client.wait_file_system_available(fs_id, timeout=self.create_timeout)

@@ -56,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"repeatable; also {CREDENTIALS_ENV}='id:key,id2:key2'")
     parser.add_argument("--admin-token", default="", help="protects /_admin/* (disabled when empty)")
     parser.add_argument("--region", default=DEFAULT_REGION)
-    parser.add_argument("--regions", action="append", default=[], metavar="NAME", help="more regions (repeatable or comma-separated)")
+    parser.add_argument("--regions", action="append", default=[], metavar="NAME",
+                        help="more regions (repeatable or comma-separated)")
     parser.add_argument("--create-delay", type=float, default=2.0, metavar="SECONDS")
     parser.add_argument("--rate-limit", action="append", default=[], metavar="ACTION=N",
                         help="override a documented per-action limit (0 = unlimited)")
@@ -97,7 +98,7 @@ def parse_settings(argv: list[str]) -> tuple[Settings, str]:
             state_dir=args.state_dir,
             credentials=credentials,
             admin_token=args.admin_token,
-            regions=[args.region, *(name.strip() for item in args.regions for name in item.split(",") if name.strip())],
+            regions=[args.region, *_names(args.regions)],
             create_delay=args.create_delay,
             rate_limits=rate_limits,
             rate_limits_enabled=not args.no_rate_limits,
@@ -108,6 +109,11 @@ def parse_settings(argv: list[str]) -> tuple[Settings, str]:
     except ValueError as error:
         parser.error(str(error))
     return settings, args.log_level
+
+
+def _names(items: list[str]) -> list[str]:
+    """Repeatable flags that also take comma-separated lists."""
+    return [name.strip() for item in items for name in item.split(",") if name.strip()]
 
 
 def _env_credentials() -> list[str]:

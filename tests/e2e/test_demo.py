@@ -20,7 +20,8 @@ V4_OPTIONS = "vers=4.0,noresvport,hard,timeo=600,retrans=2"
 ORDER = [
     "Start the reference CFS service: ok",
     "Start the controller plugin: ok",
-    "Start the node plugin: ok",
+    "Start the node plugin: ok, cfs-csi-driver --mode node, node id demo-node, topology "
+    "{'topology.cfs.csi.tencentcloud.com/zone': 'ap-shanghai-fsi-1'}",
     "CreateVolume demo-volume: ok",
     "NodeStageVolume:",
     "NodePublishVolume:",

@@ -2,6 +2,7 @@
 rate limits as the server counts them, coalesced waiting, and a dead endpoint."""
 
 import collections
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -25,6 +26,15 @@ def client_for(reference, **tuning):
 
 def call_log(reference, action):
     return reference.admin.calls().get(action, {}).get("calls", [])
+
+
+def eventually(probe, timeout=10.0):
+    """The first truthy value of `probe()` (the reference logs a call when it finishes)."""
+    deadline = time.monotonic() + timeout
+    while not (value := probe()):
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.05)
+    return value
 
 
 def max_calls_per_second(timestamps):
@@ -150,3 +160,26 @@ def test_dead_endpoint_gives_a_network_error_and_recovers(reference):
     finally:
         reference.restart()
     assert client_for(reference).call("DescribeCfsFileSystems", {})["RequestId"]
+
+
+def test_a_create_that_may_have_been_sent_is_not_repeated(reference):
+    """A reply lost after the request left (here: a read timeout) may hide a created file
+    system; the client reports it instead of creating a second one."""
+    client = client_for(reference, request_timeout=0.3, retry_deadline=5)
+    reference.admin.set_faults([], latency={"CreateCfsFileSystem": 800})
+    reference.admin.reset_calls()
+    with pytest.raises(CfsNetworkError) as info:
+        client.call("CreateCfsFileSystem", fs_params(reference, "lost-reply"))
+    assert info.value.maybe_sent is True
+    reference.admin.set_faults([])
+    creates = eventually(lambda: call_log(reference, "CreateCfsFileSystem"))
+    assert len(creates) == 1 and creates[0][1] == "OK"        # it did succeed, once
+    found = client.find_file_system_by_name("lost-reply")       # the caller's recovery
+    assert found is not None and found["FsName"] == "lost-reply"
+
+    # The same failure on a read is simply retried until the deadline.
+    reference.admin.set_faults([], latency={"DescribeCfsPGroups": 800})
+    with pytest.raises(CfsNetworkError):
+        client_for(reference, request_timeout=0.3, retry_deadline=0.5).call(
+            "DescribeCfsPGroups", {})
+    eventually(lambda: len(call_log(reference, "DescribeCfsPGroups")) >= 2)    # retried

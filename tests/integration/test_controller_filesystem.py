@@ -198,7 +198,7 @@ def test_managed_group_created_once_and_removed_with_last_volume(controller, ref
              "userPermission": "root_squash"}
     first = controller.create("pvc-g1", rules)
     second = controller.create("pvc-g2", rules)
-    managed = managed_reference.admin.state()["PGroups"]
+    managed = managed_groups(reference)
     assert len(managed) == 1
     group = managed[0]
     assert {fs_of(reference, v.volume_id)["PGroup"]["PGroupId"] for v in (first, second)} == {group["PGroupId"]}
@@ -214,6 +214,19 @@ def test_managed_group_created_once_and_removed_with_last_volume(controller, ref
     # The group comes back for the next volume of the class.
     third = controller.create("pvc-g3", rules)
     assert fs_of(reference, third.volume_id)["PGroup"]["Name"] == group["Name"]
+
+
+def test_group_deleted_by_another_controller_is_ensured_again(tmp_path, controller, reference):
+    rules = {"allowedClients": "10.30.0.0/16"}
+    first = controller.create("pvc-s1", rules)           # this controller now remembers the group
+    with serving_controller(tmp_path / "other", reference) as other:
+        other.delete(first.volume_id)                   # ... which the other one deletes
+    assert managed_groups(reference) == []
+    second = controller.create("pvc-s2", rules)
+    (group,) = managed_groups(reference)
+    assert fs_of(reference, second.volume_id)["PGroup"]["PGroupId"] == group["PGroupId"]
+    assert [code for _, code in reference.admin.calls()["CreateCfsFileSystem"]["calls"]] == [
+        "OK", "ResourceNotFound.PgroupNotFound", "OK"]
 
 
 def test_explicit_pgroup_is_used_and_kept(controller, reference, cloud_client):

@@ -137,17 +137,12 @@ def serve(config_path: str) -> None:
 
 # --- used by the tests --------------------------------------------------------------------
 
-MOUNT_CAPABILITY = csi_pb2.VolumeCapability(
-    mount=csi_pb2.VolumeCapability.MountVolume(),
-    access_mode=csi_pb2.VolumeCapability.AccessMode(
-        mode=csi_pb2.VolumeCapability.AccessMode.MULTI_NODE_MULTI_WRITER))
-
-
 def capability(*mount_flags: str) -> csi_pb2.VolumeCapability:
-    result = csi_pb2.VolumeCapability()
-    result.CopyFrom(MOUNT_CAPABILITY)
-    result.mount.mount_flags.extend(mount_flags)
-    return result
+    """A filesystem (mount) capability as the kubelet sends it for a ReadWriteMany PV."""
+    return csi_pb2.VolumeCapability(
+        mount=csi_pb2.VolumeCapability.MountVolume(mount_flags=mount_flags),
+        access_mode=csi_pb2.VolumeCapability.AccessMode(
+            mode=csi_pb2.VolumeCapability.AccessMode.MULTI_NODE_MULTI_WRITER))
 
 
 def stage_request(volume_id: str, staging: Path, context: dict, flags: tuple[str, ...] = ()):

@@ -42,7 +42,7 @@ def zone_id(old) -> int:
 
 def test_file_system_with_numeric_vpc_and_zone_id(old, new):
     created = old.ok("CreateCfsFileSystem", ZoneId=zone_id(old), NetInterface="VPC", PGroupId="pgroupbasic",
-                 VpcId=1001, SubnetId=2002, FsName="old_fs")
+                     VpcId=1001, SubnetId=2002, FsName="old_fs")
     assert set(created) == {"CreationTime", "CreationToken", "FileSystemId", "LifeCycleState", "SizeByte",
                             "ZoneId", "FsName", "Encrypted", "RequestId"}
     fs_id = created["FileSystemId"]
@@ -60,10 +60,12 @@ def test_file_system_with_numeric_vpc_and_zone_id(old, new):
     assert old.ok("QueryCfsFileSystem", FileSystemId=fs_id)["FileSystems"][0]["FsName"] == "old_renamed"
     old.ok("UpdateCfsFileSystemSizeLimit", FileSystemId=fs_id, FsLimit=1)
     message = old.fails("InvalidParameterValue.InvalidFsSizeLimit", "UpdateCfsFileSystemSizeLimit",
-                    FileSystemId=fs_id, FsLimit=0)  # 2018-04-16: "输入范围1-1073741824"
+                        FileSystemId=fs_id, FsLimit=0)  # 2018-04-16: "输入范围1-1073741824"
     assert "FsLimit" in message
     old.ok("DeleteCfsFileSystem", FileSystemId=fs_id)
     old.fails("ResourceNotFound.FileSystemNotFound", "QueryMountTarget", FileSystemId=fs_id)
+    assert old.ok("QueryCfsFileSystem", FileSystemId=fs_id)["FileSystems"] == []
+    old.fails("InvalidParameterValue.InvalidFileSystemId", "QueryCfsFileSystem", FileSystemId="fs-1")
 
 
 @pytest.mark.parametrize(
@@ -108,11 +110,11 @@ def test_groups_and_rules_2018_defaults(old, new):
     assert [r["RWPermission"] for r in old.ok("QueryCfsRule", PGroupId=gid)["RuleList"]] == ["ro"]
     assert [r["RWPermission"] for r in call(new, "DescribeCfsRules", PGroupId=gid)["RuleList"]] == ["RO"]
     old.fails("InvalidParameterValue.InvalidRwPermission", "CreateCfsRule", PGroupId=gid, AuthClientIp="1.2.3.4",
-          Priority=1, RWPermission="rx")
+              Priority=1, RWPermission="rx")
     renamed = old.ok("UpdateCfsPGroup", PGroupId=gid, Name="old_group2")
     assert renamed["Name"] == "old_group2"
     fs_id = old.ok("CreateCfsFileSystem", Zone="ap-shanghai-fsi-1", NetInterface="BASIC",
-               PGroupId="pgroupbasic")["FileSystemId"]
+                   PGroupId="pgroupbasic")["FileSystemId"]
     assert old.ok("UpdateCfsFileSystemPGroup", FileSystemId=fs_id, PGroupId=gid)["PGroupId"] == gid
     old.fails("FailedOperation.PgroupInUse", "DeleteCfsPGroup", PGroupId=gid)
     old.ok("DeleteCfsFileSystem", FileSystemId=fs_id)

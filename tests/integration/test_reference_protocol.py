@@ -232,3 +232,32 @@ def test_bad_flags_exit_with_a_message_and_no_secret(tmp_path):
         capture_output=True, text=True, timeout=30,
     )
     assert result.returncode == 2 and "0..1" in result.stderr
+
+
+def test_documented_default_limit_holds_under_concurrent_callers(tmp_path):
+    """DescribeCfsFileSystems allows 20/s: whatever the pace, successes never exceed 20 + 20/s x elapsed."""
+    import threading
+
+    with running_reference(tmp_path / "ref") as ref:
+        outcomes: list[str] = []
+
+        def burst():
+            cfs = sdk_client(ref)
+            for _ in range(15):
+                try:
+                    call(cfs, "DescribeCfsFileSystems")
+                    outcomes.append("OK")
+                except TencentCloudSDKException as error:
+                    outcomes.append(error.code)
+
+        threads = [threading.Thread(target=burst) for _ in range(4)]
+        started = time.monotonic()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        elapsed = time.monotonic() - started
+        assert set(outcomes) <= {"OK", "RequestLimitExceeded"}
+        assert outcomes.count("OK") <= 20 + 20 * elapsed
+        throttled = ref.admin.calls()["DescribeCfsFileSystems"]["calls"]
+        assert sum(code == "RequestLimitExceeded" for _, code in throttled) == outcomes.count("RequestLimitExceeded")

@@ -77,8 +77,9 @@ def test_file_system_lifecycle_and_mount_target(cfs):
     target = targets["MountTargets"][0]
     assert target["IpAddress"].startswith("127.16.") and len(target["FSID"]) == 8
     call(cfs, "DeleteCfsFileSystem", FileSystemId=fs_id)
+    assert call(cfs, "DescribeCfsFileSystems", FileSystemId=fs_id)["FileSystems"] == []
     with pytest.raises(TencentCloudSDKException) as gone:
-        call(cfs, "DescribeCfsFileSystems", FileSystemId=fs_id)
+        call(cfs, "DescribeMountTargets", FileSystemId=fs_id)
     assert gone.value.code == "ResourceNotFound.FileSystemNotFound"
 
 

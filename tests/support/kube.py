@@ -17,6 +17,7 @@ import contextlib
 import copy
 import itertools
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ import yaml
 
 import cfs_operator
 from cfs_cloud import CfsClient, CloudConfig
+from cfs_operator.conditions import now_iso
 from cfs_operator.config import OperatorConfig
 from cfs_operator.handlers import GROUP, POLICIES, PGROUPS, VERSION, operator_settings, register
 from cfs_operator.runtime import OperatorRuntime
@@ -89,8 +91,9 @@ class VersionedEmulator(kmock.KubernetesEmulator):
     """kmock's Kubernetes emulator, plus what an API server does on writes and kmock 0.8 does not.
 
     A new metadata.resourceVersion on every write: kopf tells its own just-patched state from stale
-    watch events by it. A name for objects created with generateName (kopf's Events), which
-    kmock would otherwise store all under one empty name.
+    watch events by it. A uid and creationTimestamp on create: kopf keeps per-object memory (timers,
+    memo) by uid. A name for objects created with generateName (kopf's Events), which kmock would
+    otherwise store all under one empty name.
     """
 
     _versions: Iterator[int] = attrs.field(factory=lambda: itertools.count(1), init=False)
@@ -101,8 +104,11 @@ class VersionedEmulator(kmock.KubernetesEmulator):
             metadata = request.data.setdefault("metadata", {})
             version = next(self._versions)
             metadata["resourceVersion"] = str(version)
-            if request.action == kmock.action.CREATE and not metadata.get("name") and metadata.get("generateName"):
-                metadata["name"] = f"{metadata['generateName']}{version}"
+            if request.action == kmock.action.CREATE:
+                metadata.setdefault("uid", str(uuid.uuid4()))
+                metadata.setdefault("creationTimestamp", now_iso())
+                if not metadata.get("name") and metadata.get("generateName"):
+                    metadata["name"] = f"{metadata['generateName']}{version}"
         return await super()._handle(request)
 
 

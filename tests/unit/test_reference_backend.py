@@ -112,3 +112,20 @@ def test_state_survives_a_new_backend_on_the_same_directory(tmp_path, clock):
     assert second.state.tables["file_system"][fs_id]["state"] == "available"
     assert new_fs(second, "next") != fs_id
     second.state.store.close()
+
+
+def test_snapshots_expire_after_their_alive_days(backend, clock):
+    fs_id = new_fs(backend, "retention")
+    clock.now += 10
+    backend.settle()
+    kept = backend.create_snapshot(REGION, fs_id, "kept", [])
+    clock.now += 10
+    backend.settle()
+    short = backend.create_snapshot(REGION, fs_id, "short", [], alive_days=2)
+    clock.now += 10
+    backend.settle()
+    assert backend.state.snapshot_dir(short["id"]).is_dir()
+    clock.now += 2 * 86400
+    backend.settle()
+    assert [s["id"] for s in backend.snapshots.of_file_system(fs_id)] == [kept["id"]]
+    assert not backend.state.snapshot_dir(short["id"]).exists()

@@ -119,7 +119,8 @@ def test_zones_resolve_by_name_or_id():
     assert regions.resolve("ap-beijing-fsi", None, zone.zone_id) == zone
     with pytest.raises(ApiError) as caught:
         regions.resolve("ap-shanghai-fsi", "ap-beijing-fsi-2", None)
-    assert caught.value.code == "InvalidParameterValue.InvalidZoneOrZoneId" and "ap-shanghai-fsi-1" in caught.value.message
+    assert caught.value.code == "InvalidParameterValue.InvalidZoneOrZoneId"
+    assert "ap-shanghai-fsi-1" in caught.value.message
     with pytest.raises(ApiError) as unsupported:
         regions.check("ap-nowhere")
     assert unsupported.value.code == "UnsupportedRegion"

@@ -221,8 +221,6 @@ SNAPSHOT_ORDER_KEYS = MappingProxyType({
 
 def describe_cfs_snapshots(backend: Backend, region: str, p: Params) -> Params:
     snapshots = [views.snapshot_info(s) for s in backend.snapshots.describe(region)]
-    if p.get("SnapshotId") is not None:
-        backend.state.snapshot(region, p["SnapshotId"])
     snapshots = [
         s for s in snapshots
         if p.get("FileSystemId") in (None, s["FileSystemId"]) and p.get("SnapshotId") in (None, s["SnapshotId"])
@@ -295,8 +293,6 @@ POLICY_ORDER_KEYS = MappingProxyType({
 
 
 def describe_auto_snapshot_policies(backend: Backend, region: str, p: Params) -> Params:
-    if p.get("AutoSnapshotPolicyId") is not None:
-        backend.state.policy(region, p["AutoSnapshotPolicyId"])
     policies = [views.policy_info(backend, x) for x in backend.policies.describe(region)
                 if p.get("AutoSnapshotPolicyId") in (None, x["id"])]
     policies = match_filters(policies, p.get("Filters", []), POLICY_FILTERS)

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from cfs_reference.backend.exports import ExportSync
-from cfs_reference.backend.file_systems import AVAILABLE, FileSystems
+from cfs_reference.backend.file_systems import AVAILABLE, FileSystems, NewFileSystem
 from cfs_reference.backend.groups import Groups
 from cfs_reference.backend.policies import Policies, next_run
 from cfs_reference.backend.regions import Regions
-from cfs_reference.backend.snapshots import Snapshots
+from cfs_reference.backend.snapshots import Snapshots, expires_at
 from cfs_reference.backend.state import FILE_SYSTEM, META, POLICY, SNAPSHOT, State
 from cfs_reference.errors import ApiError
 from cfs_reference.nfs import DataPlane, ExportRule, ExportSpec
@@ -65,7 +65,7 @@ class Backend:
 
     # ---- creation entry points that need the lifecycle settings ----
 
-    def create_file_system(self, region: str, request) -> dict[str, Any]:
+    def create_file_system(self, region: str, request: NewFileSystem) -> dict[str, Any]:
         return self._pending(self.file_systems.create(region, request, self.create_delay, self.create_fails()))
 
     def create_snapshot(self, region: str, file_system_id: str, name: str, tags, alive_days: int = 0) -> dict[str, Any]:
@@ -99,7 +99,8 @@ class Backend:
     # ---- lifecycle ----
 
     def settle(self) -> None:
-        """Finish every creation whose delay has passed and run due snapshot policies."""
+        """Finish every creation whose delay has passed, run due snapshot policies and expire
+        snapshots past their retention."""
         now = self.state.now()
         if now < self._deadline:
             return
@@ -114,6 +115,8 @@ class Backend:
             if status and status["status"] == "creating" and status["ready_at"] <= now:
                 change.save(META, dict(status, status="created"))
         self._run_due_policies(now)
+        for snapshot_id in self.snapshots.expire(now):
+            log.info("snapshot %s reached the end of its retention and was deleted", snapshot_id)
         self._deadline = self._next_deadline()
         if became_available:
             self.publish_exports()
@@ -143,6 +146,7 @@ class Backend:
         if status and status["status"] == "creating":
             pending.append(status["ready_at"])
         pending.extend(p["next_run_at"] for p in self.state.tables[POLICY].values())
+        pending.extend(expires_at(s) for s in self.state.tables[SNAPSHOT].values())
         return min(pending, default=float("inf"))
 
     def after_change(self) -> None:

@@ -154,7 +154,10 @@ class FileSystems:
         creation_token: str | None = None,
     ) -> list[dict[str, Any]]:
         if file_system_id is not None:
-            return [self.state.file_system(region, file_system_id)]
+            # An unknown id lists nothing: FileSystemNotFound is not among this action's codes.
+            self.state.check_file_system_id(file_system_id)
+            known = self.state.tables[FILE_SYSTEM].get(file_system_id)
+            return [known] if known and known["region"] == region else []
         found = self.state.in_region(FILE_SYSTEM, region)
         return [
             fs for fs in found

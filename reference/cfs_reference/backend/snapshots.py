@@ -13,6 +13,13 @@ from cfs_reference.backend.state import SNAPSHOT, State
 from cfs_reference.errors import ApiError, require
 
 CREATING, SNAP_AVAILABLE, CREATE_FAILED = "creating", "available", "create-failed"
+DAY_SECONDS = 86400
+
+
+def expires_at(snapshot: dict[str, Any]) -> float:
+    """When a snapshot's retention ends (AliveDays 0 = kept forever)."""
+    days = snapshot["alive_days"]
+    return snapshot["created_at"] + days * DAY_SECONDS if days > 0 else float("inf")
 
 
 class Snapshots:
@@ -69,6 +76,18 @@ class Snapshots:
         for record in records:
             shutil.rmtree(self.state.snapshot_dir(record["id"]), ignore_errors=True)
         return records
+
+    def expire(self, now: float) -> list[str]:
+        """Delete the finished snapshots whose retention (AliveDays; 0 = forever) has run out."""
+        expired = [s for s in self.state.tables[SNAPSHOT].values()
+                   if s["state"] != CREATING and expires_at(s) <= now]
+        if expired:
+            with self.state.change() as change:
+                for record in expired:
+                    change.remove(SNAPSHOT, record["id"])
+            for record in expired:
+                shutil.rmtree(self.state.snapshot_dir(record["id"]), ignore_errors=True)
+        return [record["id"] for record in expired]
 
     def update(self, region: str, snapshot_id: str, name: str | None, alive_days: int | None) -> dict[str, Any]:
         record = self.state.snapshot(region, snapshot_id)

@@ -88,12 +88,16 @@ class State:
 
     # ---- lookups that raise the documented errors ----
 
-    def file_system(self, region: str, file_system_id: str) -> dict[str, Any]:
+    @staticmethod
+    def check_file_system_id(file_system_id: str) -> None:
         if not FILE_SYSTEM_ID.fullmatch(file_system_id):
             raise invalid_value(
                 "InvalidParameterValue.InvalidFileSystemId", "FileSystemId", file_system_id,
                 "a file system id looks like cfs-1a2b3c4d",
             )
+
+    def file_system(self, region: str, file_system_id: str) -> dict[str, Any]:
+        self.check_file_system_id(file_system_id)
         record = self.tables[FILE_SYSTEM].get(file_system_id)
         if record is None or record["region"] != region:
             raise not_found("ResourceNotFound.FileSystemNotFound", "file system", file_system_id)

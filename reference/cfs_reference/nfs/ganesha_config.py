@@ -1,8 +1,10 @@
 """Renders nfs-ganesha configuration for one mount target: the server file and its export file.
 
-One ganesha serves one file system on <mount IP>:2049. Its NFSv4 pseudo root ("/") *is* the
-file system, and in NFSv3 mode a second, v3-only export of the same directory answers the
-MOUNT path "/<FSID>" — so `<IP>:/` and `<IP>:/<FSID>` reach that file system and nothing else.
+One ganesha serves one file system at its Listener: <mount IP>:2049 locally, or its own port on
+every pod address in a cluster (a Service maps <mount IP>:2049 to it). Its NFSv4 pseudo root
+("/") *is* the file system, and in NFSv3 mode a second, v3-only export of the same directory
+answers the MOUNT path "/<FSID>" — so `<IP>:/` and `<IP>:/<FSID>` reach that file system and
+nothing else.
 """
 
 from __future__ import annotations
@@ -30,6 +32,22 @@ GANESHA_SQUASH = {
 }
 # What an empty permission group means (docs: "如果权限组中没有添加规则，则会允许全部").
 ALLOW_EVERYONE = ExportRule(client="*", access="RW", squash="no_root_squash", priority=100)
+
+
+@dataclass(frozen=True)
+class Listener:
+    """Where one ganesha accepts connections: bind_address None = every address."""
+
+    bind_address: str | None
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.bind_address or '*'}:{self.port}"
+
+
+def mount_ip_listener(spec: ExportSpec) -> Listener:
+    """The local scheme: ganesha binds the mount-target IP itself, on the standard port."""
+    return Listener(spec.ip_address, NFS_PORT)
 
 
 @dataclass(frozen=True)
@@ -129,13 +147,14 @@ def render_exports(spec: ExportSpec, nfsv3: bool) -> str:
     return text
 
 
-def render_server(paths: InstancePaths, ip_address: str, nfsv3: bool) -> str:
-    """The server file: listen on <ip>:2049 only, no rpcbind unless NFSv3 is on."""
+def render_server(paths: InstancePaths, listener: Listener, nfsv3: bool) -> str:
+    """The server file: listen on the listener only, no rpcbind unless NFSv3 is on."""
     protocols = "3, 4" if nfsv3 else "4"
     v3_params = f" MNT_Port = {MOUNT_PORT}; Mount_Path_Pseudo = true;" if nfsv3 else ""
+    bind = f" Bind_addr = {listener.bind_address};" if listener.bind_address else ""
     return (
         "NFS_CORE_PARAM {"
-        f" Protocols = {protocols}; NFS_Port = {NFS_PORT}; Bind_addr = {ip_address};"
+        f" Protocols = {protocols}; NFS_Port = {listener.port};{bind}"
         f"{v3_params} Enable_NLM = false; Enable_RQUOTA = false; Enable_UDP = false; }}\n"
         "NFSV4 { Graceless = true; RecoveryBackend = fs;"
         f" RecoveryRoot = {quote(str(paths.recovery_dir))};"
