@@ -7,7 +7,6 @@ secret-free logging, credential rotation and the helpers (lookups, pagination, w
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -162,8 +161,8 @@ class CfsClient:
             body = self._sdk().call_json(action, params)
         except TencentCloudSDKException as exc:
             failure = self._error_from_sdk(exc)
-        except ValueError as exc:                # reply body was not JSON
-            failure = CfsNetworkError("ServerNetworkError", f"unreadable reply: {exc}")
+        except (ValueError, KeyError) as exc:    # not JSON, or JSON without "Response"
+            failure = CfsNetworkError("ServerNetworkError", f"unreadable reply: {exc!r}")
         if failure is not None:
             raise failure
         response = body.get("Response") if isinstance(body, dict) else None

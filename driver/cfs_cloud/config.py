@@ -9,6 +9,7 @@ from types import MappingProxyType
 from urllib.parse import urlsplit
 
 from cfs_cloud.credentials import FileCredentials, StaticCredentials
+from cfs_cloud.limits import DEFAULT_MARGIN
 
 DEFAULT_ENDPOINT = "cfs.api3.finance.cloud.tencent.com"   # cfs-docs.txt "接口请求域名"
 DEFAULT_REGION = "ap-shanghai-fsi"
@@ -82,7 +83,7 @@ class CloudConfig:
     # Per-action calls/second overriding the documented defaults (0 = no client-side limit).
     rate_limits: Mapping[str, float] = dataclasses.field(default_factory=dict)
     # Fraction of each limit kept in reserve against clock skew and network jitter.
-    rate_limit_margin: float = 0.1
+    rate_limit_margin: float = DEFAULT_MARGIN
     # Retries stop when the next attempt would start after this many seconds.
     retry_deadline: float = 30.0
     retry_base_delay: float = 0.05

@@ -20,7 +20,9 @@ from cfs_cloud.errors import CfsNotFound
 from cfs_csi import params, snapshots, subdir
 from cfs_csi.config import DriverConfig
 from cfs_csi.csipb import csi_pb2, csi_pb2_grpc
-from cfs_csi.filesystems import GIB, FileSystems, ProvisionRequest, mount_target, size_limit_gb
+from cfs_csi.filesystems import (
+    GIB, FileSystems, ProvisionRequest, check_capacity_range, mount_target, size_limit_gb,
+)
 from cfs_csi.locks import KeyLocks
 from cfs_csi.mount_options import nfs_mount_options
 from cfs_csi.mounter import Mounter
@@ -211,9 +213,7 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
             raise invalid("volume_content_source: subdir volumes cannot be created from a "
                           "snapshot or another volume")
         capacity = request.capacity_range
-        if capacity.required_bytes < 0 or capacity.limit_bytes < 0 or (
-                capacity.limit_bytes and capacity.required_bytes > capacity.limit_bytes):
-            raise invalid("capacity_range: required_bytes must be >= 0 and <= limit_bytes")
+        check_capacity_range(capacity.required_bytes, capacity.limit_bytes)
         capacity_bytes = capacity.required_bytes or capacity.limit_bytes
         path = params.render_subdir(sub.subdir_template, request.parameters, request.name)
         share = Share(sub.file_system_id, sub.server, sub.fsid)
@@ -445,7 +445,7 @@ def _matches(info: dict, filters: dict) -> bool:
 def build_controller(config: DriverConfig, *, client: CfsClient | None = None,
                      share_access: ShareAccess | None = None) -> ControllerServicer:
     """The controller for main.py; tests may pass their own client or share access."""
-    client = client or CfsClient(CloudConfig.from_env())
+    client = client or CfsClient(CloudConfig.from_env(poll_min_interval=0.25))
     if share_access is None:
         share_access = MountedShareAccess(
             Mounter(config.mount_timeout), config.subdir_mount_root,

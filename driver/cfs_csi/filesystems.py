@@ -40,13 +40,17 @@ def cfs_name(prefix: str, volume_name: str) -> str:
     return f"{prefix}-h{hashlib.sha256(volume_name.encode()).hexdigest()[:40]}"
 
 
-def size_limit_gb(required_bytes: int, limit_bytes: int) -> int:
-    """CSI capacity range → whole GB for FsLimit (rounded up); 0 = no limit requested."""
+def check_capacity_range(required_bytes: int, limit_bytes: int) -> None:
     if required_bytes < 0 or limit_bytes < 0:
         raise invalid("capacity_range: required_bytes and limit_bytes must not be negative")
     if limit_bytes and required_bytes > limit_bytes:
         raise invalid(f"capacity_range: required_bytes {required_bytes} exceeds "
                       f"limit_bytes {limit_bytes}")
+
+
+def size_limit_gb(required_bytes: int, limit_bytes: int) -> int:
+    """CSI capacity range → whole GB for FsLimit (rounded up); 0 = no limit requested."""
+    check_capacity_range(required_bytes, limit_bytes)
     gb = math.ceil(required_bytes / GIB) if required_bytes else limit_bytes // GIB
     if limit_bytes and (gb == 0 or gb * GIB > limit_bytes):
         raise ControllerError(grpc.StatusCode.OUT_OF_RANGE,
@@ -146,6 +150,12 @@ class FileSystems:
             problems.append(f"storageType {info['StorageType']} (asked {fs_params.storage_type})")
         if info.get("Zone") and info["Zone"] != request.zone:
             problems.append(f"zone {info['Zone']} (asked {request.zone})")
+        if (info.get("VpcId") or None) != fs_params.vpc_id:
+            problems.append(f"VPC {info.get('VpcId') or 'none (BASIC)'} "
+                            f"(asked {fs_params.vpc_id or 'none (BASIC)'})")
+        group_id = (info.get("PGroup") or {}).get("PGroupId")
+        if fs_params.pgroup_id and group_id != fs_params.pgroup_id:
+            problems.append(f"permission group {group_id} (asked {fs_params.pgroup_id})")
         if request.snapshot_id and info.get("SnapId") != request.snapshot_id:
             problems.append(f"source snapshot {info.get('SnapId') or 'none'} "
                             f"(asked {request.snapshot_id})")

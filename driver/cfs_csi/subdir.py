@@ -21,13 +21,14 @@ import json
 import logging
 import os
 import stat
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Protocol
 
 from cfs_csi import mount_options, params
-from cfs_csi.mounter import Mounter
+from cfs_csi.mounter import CommandFailed, CommandTimeout, Mounter
 from cfs_csi.volume_id import Share
 
 log = logging.getLogger(__name__)
@@ -84,16 +85,20 @@ class MountedShareAccess:
     @contextmanager
     def open(self, share: Share) -> Iterator[Path]:
         server, export_path, vers = self.locate(share)
-        target = self.mount_root / hashlib.sha256(str(share).encode()).hexdigest()[:16]
+        # One mount point per operation: concurrent operations on one share never unmount
+        # each other's view of it.
+        share_key = hashlib.sha256(str(share).encode()).hexdigest()[:16]
+        target = self.mount_root / f"{share_key}-{uuid.uuid4().hex[:8]}"
         try:
             self.mounter.mount_nfs(server, export_path, str(target),
                                    list(mount_options.nfs_mount_options(vers).options))
-        except Exception as err:
+        except (CommandFailed, CommandTimeout) as err:
             raise ShareUnavailable(f"mounting share {share} failed: {err}") from err
         try:
             yield target
         finally:
             self.mounter.unmount(str(target))
+            target.rmdir()
 
 
 def _open_dir_nofollow(root: Path, parts: list[str], create_mode: int | None) -> int:

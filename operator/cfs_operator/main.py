@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 import kopf
 import prometheus_client
@@ -60,6 +61,11 @@ def config_from_args(args: argparse.Namespace) -> OperatorConfig:
         raise SystemExit(f"cfs-operator: {exc}") from None
 
 
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """In a pod: the service account; elsewhere: $KUBECONFIG or ~/.kube/config."""
+    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -72,8 +78,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         host, port = split_address(args.metrics_address)
         prometheus_client.start_http_server(port, addr=host)
     runtime = OperatorRuntime(config, CfsClient(cloud_config))
-    registry = kopf.SmartOperatorRegistry()     # includes kopf's in-cluster / kubeconfig logins
+    registry = kopf.OperatorRegistry()
     register(registry, config)
+    kopf.on.login(registry=registry)(login)
     try:
         asyncio.run(kopf.operator(
             registry=registry,

@@ -18,7 +18,14 @@ from cfs_reference.backend import Backend
 from cfs_reference.calls import CallLog
 from cfs_reference.catalogue import documented_rate_limits
 from cfs_reference.faults import Faults, parse_fault, parse_latency
-from cfs_reference.nfs import make_data_plane
+from cfs_reference.nfs import (
+    MOUNT_TARGET_MODES,
+    DataPlane,
+    DataPlaneError,
+    InClusterSettings,
+    make_data_plane,
+)
+from cfs_reference.nfs.in_cluster import DEFAULT_PORT_RANGE
 from cfs_reference.protocol import Protocol
 from cfs_reference.ratelimit import RateLimiter
 from cfs_reference.server import build_app
@@ -26,6 +33,7 @@ from cfs_reference.signatures import Verifier
 
 DEFAULT_REGION = "ap-shanghai-fsi"
 CREDENTIALS_ENV = "CFS_REFERENCE_CREDENTIALS"
+MAX_GET_BYTES = 32 * 1024 + 1024  # "GET 请求的请求包大小不得超过 32 KB" (+ room for the request line)
 log = logging.getLogger("cfs_reference")
 
 
@@ -44,6 +52,8 @@ class Settings:
     faults: Faults
     nfs: str
     mount_ip_pool: str
+    nfsv3: bool
+    in_cluster: InClusterSettings | None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,6 +77,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--create-failed-rate", type=float, default=0.0)
     parser.add_argument("--nfs", choices=("auto", "on", "off"), default="auto")
     parser.add_argument("--mount-ip-pool", default="127.16.0.0/16", metavar="CIDR")
+    parser.add_argument("--nfs-v3", action="store_true",
+                        help="also serve NFSv3 at /<FSID> (needs an rpcbind in this network namespace)")
+    parser.add_argument("--mount-target-mode", choices=MOUNT_TARGET_MODES, default="local",
+                        help="local: one ganesha per mount-target IP; kubernetes: a Service per file system")
+    parser.add_argument("--nfs-port-range", default=DEFAULT_PORT_RANGE, metavar="FIRST-LAST",
+                        help="kubernetes mode: the pod ports given to file systems")
+    parser.add_argument("--mount-target-selector", default="", metavar="KEY=VALUE,...",
+                        help="kubernetes mode: the reference pod's labels (the Services select it)")
     parser.add_argument("--log-level", default="INFO")
     return parser
 
@@ -105,6 +123,9 @@ def parse_settings(argv: list[str]) -> tuple[Settings, str]:
             faults=faults,
             nfs=args.nfs,
             mount_ip_pool=args.mount_ip_pool,
+            nfsv3=args.nfs_v3,
+            in_cluster=InClusterSettings(args.mount_ip_pool, args.nfs_port_range, args.mount_target_selector)
+            if args.mount_target_mode == "kubernetes" else None,
         )
     except ValueError as error:
         parser.error(str(error))
@@ -139,10 +160,10 @@ def _rate_limit(text: str) -> tuple[str, int]:
     return action, int(limit)
 
 
-async def serve(settings: Settings) -> None:
+async def serve(settings: Settings, data_plane: DataPlane) -> None:
     backend = Backend(
-        settings.state_dir, settings.regions, settings.mount_ip_pool,
-        make_data_plane(settings.nfs, settings.state_dir), settings.create_delay, settings.faults.create_fails,
+        settings.state_dir, settings.regions, settings.mount_ip_pool, data_plane, settings.create_delay,
+        settings.faults.create_fails,
     )
     protocol = Protocol(
         backend,
@@ -151,7 +172,10 @@ async def serve(settings: Settings) -> None:
         settings.faults,
         CallLog(),
     )
-    runner = web.AppRunner(build_app(protocol, settings.admin_token), access_log=None, handle_signals=False)
+    runner = web.AppRunner(
+        build_app(protocol, settings.admin_token), access_log=None, handle_signals=False,
+        max_line_size=MAX_GET_BYTES, max_field_size=MAX_GET_BYTES,
+    )
     await runner.setup()
     try:
         site = web.TCPSite(runner, settings.host, settings.port)
@@ -177,5 +201,14 @@ def main(argv: list[str] | None = None) -> int:
         level=log_level.upper(), stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
-    asyncio.run(serve(settings))
+    try:
+        data_plane = make_data_plane(settings.nfs, settings.state_dir, settings.nfsv3, settings.in_cluster)
+    except (DataPlaneError, ValueError) as error:  # e.g. --nfs on where ganesha cannot run
+        log.error("cannot serve NFS: %s", error)
+        return 2
+    try:
+        asyncio.run(serve(settings, data_plane))
+    except DataPlaneError as error:
+        log.error("the NFS data plane failed to start: %s", error)
+        return 2
     return 0

@@ -9,6 +9,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
+from types import MappingProxyType
 from typing import Any
 
 from aiohttp import web
@@ -19,7 +20,7 @@ from cfs_reference.protocol import HttpRequest, Protocol
 access_log = logging.getLogger("cfs_reference.access")
 log = logging.getLogger(__name__)
 
-JSON_HEADERS = {"Content-Type": "application/json"}  # exactly this: the SDK parses nothing else
+JSON_HEADERS = MappingProxyType({"Content-Type": "application/json"})  # exactly this: the SDK parses nothing else
 SETTLE_INTERVAL_SECONDS = 0.05  # how often lifecycles advance when no request arrives
 ADMIN_TOKEN_HEADER = "X-Admin-Token"
 PROTOCOL_KEY = web.AppKey("protocol", Protocol)

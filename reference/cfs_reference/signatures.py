@@ -21,6 +21,7 @@ TC3_ALGORITHM = "TC3-HMAC-SHA256"
 TC3_TERMINATOR = "tc3_request"
 MAX_CLOCK_SKEW_SECONDS = 300  # "如果与服务器时间相差超过5分钟，会引起签名过期错误"
 REQUIRED_SIGNED_HEADERS = ("content-type", "host")
+CLOUD_API_KEY_PREFIX = "AKID"  # "密钥非法 (不是云 API 密钥类型)" for anything else unknown
 V1_METHODS = {"HmacSHA1": hashlib.sha1, "HmacSHA256": hashlib.sha256}
 
 
@@ -174,10 +175,12 @@ class Verifier:
         return params["SecretId"]
 
     def _secret_key(self, secret_id: str) -> str:
-        try:
+        if secret_id in self.credentials:
             return self.credentials[secret_id]
-        except KeyError:
-            raise ApiError("AuthFailure.SecretIdNotFound", "the SecretId is not found") from None
+        if not secret_id.startswith(CLOUD_API_KEY_PREFIX):
+            raise ApiError("AuthFailure.InvalidSecretId",
+                           f"the SecretId is not a cloud API key (they start with {CLOUD_API_KEY_PREFIX})")
+        raise ApiError("AuthFailure.SecretIdNotFound", "the SecretId is not found")
 
     def _timestamp(self, raw: str | None, name: str) -> int:
         if raw is None or not raw.strip().isdigit():

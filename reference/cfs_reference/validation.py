@@ -9,6 +9,7 @@ UnknownParameter, or InvalidParameter for a value of the wrong type.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from cfs_reference.catalogue import (
@@ -24,7 +25,7 @@ from cfs_reference.errors import ApiError
 
 UINT64_MAX = 2**64 - 1
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
-BOOL_WORDS = {"true": True, "false": False}
+BOOL_WORDS = MappingProxyType({"true": True, "false": False})
 
 
 def validate_json(action: Action, params: Mapping[str, Any]) -> dict[str, Any]:

@@ -7,8 +7,11 @@
 - Operator: derived from the code — the handlers cfs_operator.handlers.register() puts into a
   kopf registry (resources handled -> list/watch/patch, indexed -> list/watch) — plus the kopf
   framework rules listed with their reasons.
-- The driver plugin and the reference service never call the Kubernetes API (checked in their
-  source), so their pods get no token and their ServiceAccounts no bindings.
+- The driver plugin never calls the Kubernetes API (checked in its source), so its pods get no
+  token and its ServiceAccount no bindings.
+- The reference service, when it serves NFS, manages one Service per file system in its own
+  namespace: its Role is derived from the Kubernetes calls in cfs_reference.nfs.kube_services
+  (the only module that makes any); with NFS off it gets no token and no binding.
 """
 
 from __future__ import annotations
@@ -171,31 +174,61 @@ def _python_sources(folder):
     return "\n".join(p.read_text() for p in (REPO / folder).rglob("*.py"))
 
 
-@pytest.mark.parametrize("folder, service_account", [
-    ("driver/cfs_csi", None),
-    ("reference/cfs_reference", "cfs-csi-reference"),
-])
-def test_components_that_never_call_kubernetes_get_no_token(folder, service_account):
-    source = _python_sources(folder)
-    assert not re.search(r"^\s*(import|from)\s+(kubernetes|kopf|pykube|kr8s|lightkube)\b", source, re.M), folder
+def test_the_driver_never_calls_kubernetes_and_gets_no_token():
+    source = _python_sources("driver/cfs_csi")
+    assert not re.search(r"^\s*(import|from)\s+(kubernetes|kopf|pykube|kr8s|lightkube)\b", source, re.M)
     assert "KUBERNETES_SERVICE_HOST" not in source
     objects = render.render_objects({"reference": {"enabled": True}})
-    rules = granted(objects)
-    accounts = _by_name(objects, "ServiceAccount")
     node_pod = _by_name(objects, "DaemonSet")["cfs-csi-node"]["spec"]["template"]["spec"]
     # The node pod runs only the plugin and kubelet-facing sidecars: no API access at all.
-    assert "cfs-csi-node" not in rules and node_pod["automountServiceAccountToken"] is False
-    assert accounts["cfs-csi-node"]["automountServiceAccountToken"] is False
-    if service_account:
-        assert service_account not in rules
-        assert accounts[service_account]["automountServiceAccountToken"] is False
+    assert "cfs-csi-node" not in granted(objects) and node_pod["automountServiceAccountToken"] is False
+    assert _by_name(objects, "ServiceAccount")["cfs-csi-node"]["automountServiceAccountToken"] is False
+
+
+# HTTP method on the collection / on one object -> RBAC verb
+COLLECTION_VERBS = {"GET": "list", "POST": "create"}
+OBJECT_VERBS = {"GET": "get", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+
+
+def reference_rules_from_code() -> dict:
+    """The verbs the reference service's Kubernetes calls need, read from the one module that
+    makes them (every call is `self._api.request(METHOD, <collection>[/name] ...)`)."""
+    module = REPO / "reference" / "cfs_reference" / "nfs" / "kube_services.py"
+    source = module.read_text()
+    assert re.search(r'self\._collection = f"/api/v1/namespaces/\{api\.namespace\}/services"', source)
+    calls = re.findall(r'self\._api\.request\(\s*"([A-Z]+)",\s*(f?)"?\{?self\._collection(\}/)?', source)
+    verbs = {OBJECT_VERBS[method] if on_object else COLLECTION_VERBS[method] for method, _, on_object in calls}
+    calls_anywhere = sum(p.read_text().count("._api.request(") for p in (REPO / "reference").rglob("*.py"))
+    assert calls_anywhere == len(calls), "a Kubernetes call outside kube_services.py"
+    return {("", "services", ()): (verbs, "one Service per file system")}
+
+
+def test_code_derivation_sees_the_reference_calls():
+    assert reference_rules_from_code()[("", "services", ())][0] == {"list", "create", "delete"}
+
+
+def test_the_reference_manages_services_in_its_namespace_only_when_serving_nfs():
+    objects = render.render_objects({"reference": {"enabled": True}})
+    assert dict(granted(objects)["cfs-csi-reference"]) == merged(reference_rules_from_code())
+    assert _by_name(objects, "Role")["cfs-csi-reference"]["metadata"]["namespace"] == render.RELEASE_NAMESPACE
+    assert "cfs-csi-reference" not in _by_name(objects, "ClusterRoleBinding")
+    pod = _by_name(objects, "Deployment")["cfs-csi-reference"]["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is True
+    assert _by_name(objects, "ServiceAccount")["cfs-csi-reference"]["automountServiceAccountToken"] is True
+
+    objects = render.render_objects({"reference": {"enabled": True, "nfs": "off"}})
+    assert "cfs-csi-reference" not in granted(objects)
+    assert "cfs-csi-reference" not in _by_name(objects, "Role")
+    pod = _by_name(objects, "Deployment")["cfs-csi-reference"]["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False
+    assert _by_name(objects, "ServiceAccount")["cfs-csi-reference"]["automountServiceAccountToken"] is False
 
 
 def test_every_service_account_is_used_by_exactly_its_workload():
     objects = render.render_objects({"reference": {"enabled": True}})
     used = {o["spec"]["template"]["spec"]["serviceAccountName"] for o in objects if o["kind"] in ("Deployment", "DaemonSet")}
     assert used == set(_by_name(objects, "ServiceAccount"))
-    assert set(granted(objects)) == {"cfs-csi-controller", "cfs-csi-operator"}
+    assert set(granted(objects)) == {"cfs-csi-controller", "cfs-csi-operator", "cfs-csi-reference"}
 
 
 def test_deploy_manifests_rbac_matches_the_chart():

@@ -69,9 +69,11 @@ def test_wrong_credentials_are_auth_errors(reference, cloud_client):
 def test_file_system_lifecycle_through_the_helpers(reference, cloud_client):
     name = unique("life")
     before = metric("cfs_cloud_calls_total", action="CreateCfsFileSystem", code="OK")
+    timed = metric("cfs_cloud_call_seconds_count", action="CreateCfsFileSystem")
     created = cloud_client.call("CreateCfsFileSystem", fs_params(reference, name))
     fs_id = created["FileSystemId"]
     assert metric("cfs_cloud_calls_total", action="CreateCfsFileSystem", code="OK") == before + 1
+    assert metric("cfs_cloud_call_seconds_count", action="CreateCfsFileSystem") == timed + 1
 
     info = cloud_client.wait_file_system_available(fs_id, timeout=10)
     assert info["FileSystemId"] == fs_id and info["LifeCycleState"] == "available"

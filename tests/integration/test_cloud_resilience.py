@@ -45,14 +45,23 @@ def max_calls_per_second(timestamps):
     return max(aligned, sliding)
 
 
+WORKLOAD_ACTIONS = ("CreateCfsPGroup", "CreateCfsFileSystem", "DescribeCfsFileSystems",
+                    "DescribeCfsRules", "DeleteCfsFileSystem", "DeleteCfsPGroup")
+
+
+def metric_total(name):
+    return sum(REGISTRY.get_sample_value(name, {"action": action}) or 0
+               for action in WORKLOAD_ACTIONS)
+
+
 def test_every_call_succeeds_through_throttling_and_internal_errors(reference):
     client = client_for(reference)
     reference.admin.set_faults([
         {"action": "*", "code": "RequestLimitExceeded", "rate": 0.3},
         {"action": "*", "code": "InternalError", "rate": 0.05},
     ])
-    retries_before = REGISTRY.get_sample_value(
-        "cfs_cloud_retries_total", {"action": "DescribeCfsFileSystems"}) or 0
+    retries_before = metric_total("cfs_cloud_retries_total")
+    throttled_before = metric_total("cfs_cloud_throttled_total")
 
     def workload(i):
         name = f"fault-{i}-{uuid.uuid4().hex[:6]}"
@@ -70,10 +79,25 @@ def test_every_call_succeeds_through_throttling_and_internal_errors(reference):
 
     calls = reference.admin.calls()
     codes = collections.Counter(code for entry in calls.values() for _, code in entry["calls"])
-    assert codes["RequestLimitExceeded"] > 5 and codes["InternalError"] > 0   # faults happened
-    retries_after = REGISTRY.get_sample_value(
-        "cfs_cloud_retries_total", {"action": "DescribeCfsFileSystems"})
-    assert retries_after > retries_before
+    injected = codes["RequestLimitExceeded"] + codes["InternalError"]
+    assert injected > 10                                   # ~1/3 of ~90 attempts failed...
+    assert metric_total("cfs_cloud_retries_total") - retries_before == injected  # all retried
+    assert metric_total("cfs_cloud_throttled_total") - throttled_before == \
+        codes["RequestLimitExceeded"]
+
+
+def test_internal_errors_alone_are_retried(reference):
+    """InternalError at a rate high enough that it surely happens (limits off for speed)."""
+    reference.admin.configure(rate_limits={"DescribeCfsServiceStatus": 0})
+    client = client_for(reference, rate_limits={"DescribeCfsServiceStatus": 0})
+    reference.admin.set_faults([
+        {"action": "DescribeCfsServiceStatus", "code": "InternalError", "rate": 0.5}])
+    reference.admin.reset_calls()
+    for _ in range(30):
+        assert client.call("DescribeCfsServiceStatus", {})["CfsServiceStatus"]
+    codes = collections.Counter(code for _, code in call_log(reference,
+                                                             "DescribeCfsServiceStatus"))
+    assert codes["OK"] == 30 and codes["InternalError"] > 0
 
 
 def test_observed_rate_never_exceeds_the_documented_limits(reference):

@@ -82,6 +82,10 @@ def test_same_name_incompatible_request_is_already_exists(controller, reference)
                     create_request("pvc-conflict", {"storageType": "HP"}, gib=1))
     assert err.code() == grpc.StatusCode.ALREADY_EXISTS
     assert "storageType SD (asked HP)" in err.details()
+    err = rpc_error(controller.stub.CreateVolume, create_request(
+        "pvc-conflict", {"vpcId": "vpc-1a2b3c4d", "subnetId": "subnet-1a2b3c4d"}, gib=1))
+    assert err.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert "VPC none (BASIC) (asked vpc-1a2b3c4d)" in err.details()
     assert len(file_systems(reference)) == 1
 
 

@@ -82,6 +82,20 @@ def test_archive_and_retain(controller, share):
     assert (root / "pvc-ret").is_dir()
 
 
+def test_static_server_fsid_share(controller, share):
+    _, root, _ = share
+    static_root = root.parent / "10.0.0.7_z3r6k95r"    # LocalShareAccess: <server>_<fsid>
+    static_root.mkdir()
+    volume = controller.create("pvc-static", {"provisioningMode": "subdir", "server": "10.0.0.7",
+                                              "fsid": "z3r6k95r", "vers": "3"})
+    assert volume.volume_id == "subdir:10.0.0.7/z3r6k95r:pvc-static"
+    assert dict(volume.volume_context) == {"server": "10.0.0.7", "fsid": "z3r6k95r", "vers": "3",
+                                           "path": "pvc-static"}
+    assert (static_root / "pvc-static").is_dir()
+    controller.delete(volume.volume_id)
+    assert not (static_root / "pvc-static").exists()
+
+
 def test_expand_records_size_and_get_volume_reports_it(controller, share):
     fs_id, root, _ = share
     volume = controller.create("pvc-exp", subdir_params(fs_id), gib=1)
@@ -177,8 +191,10 @@ def test_production_share_access_mounts_the_share_for_each_operation(tmp_path, r
     finally:
         for target in mount_root.glob("*"):
             mounter.unmount(str(target))
-    (target,) = {command[-1] for command in mounter.commands}
-    assert mounter.commands[0] == ["mount", "-t", "nfs", "-o", "vers=4.0,noresvport,hard,timeo=600,retrans=2",
-                                   f"{info['IpAddress']}:/", target]
     assert len(mounter.commands) == 2                   # one mount per operation
-    assert mounter.find_mount(target) is None           # and unmounted after each
+    for command in mounter.commands:
+        assert command == ["mount", "-t", "nfs", "-o", "vers=4.0,noresvport,hard,timeo=600,retrans=2",
+                           f"{info['IpAddress']}:/", command[-1]]
+        assert command[-1].startswith(f"{mount_root}/")
+        assert mounter.find_mount(command[-1]) is None  # unmounted after each
+    assert list(mount_root.iterdir()) == []

@@ -4,6 +4,7 @@ the mount-target IP, read with libnfs (the kernel here has no NFS client)."""
 
 from __future__ import annotations
 
+import random
 import shutil
 import subprocess
 import time
@@ -41,7 +42,10 @@ def available(cfs, fs_id: str) -> bool:
 
 
 def test_api_changes_reach_the_nfs_exports(tmp_path):
-    with running_reference(tmp_path, create_delay=0.1, nfs="on") as ref:
+    # A pool of our own: ganesha binds <ip>:2049 in this network namespace, so other tests'
+    # file systems must not get the same addresses.
+    pool = f"127.{random.randint(100, 250)}.{random.randint(0, 255)}.0/28"
+    with running_reference(tmp_path, create_delay=0.1, nfs="on", extra_args=["--mount-ip-pool", pool]) as ref:
         cfs = sdk_client(ref)
         fs_id = call(cfs, "CreateCfsFileSystem", Zone=f"{ref.region}-1", NetInterface="BASIC",
                      PGroupId="pgroupbasic", FsName="nfs_source")["FileSystemId"]

@@ -19,7 +19,7 @@ from cfs_reference.signatures import (
     tc3_signature,
     tc3_string_to_sign,
 )
-from tests.support.reference import call, running_reference, sdk_client
+from tests.support.reference import call, outcome, running_reference, sdk_client
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
@@ -68,6 +68,13 @@ def test_sdk_signature_methods_and_http_methods(ref, sign_method, req_method):
     assert [(g["PGroupId"], g["DescInfo"]) for g in listed] == [(created["PGroupId"], "中文 描述 & = ?")]
     # nested array parameters survive v1 / GET flattening (Filters.0.Values.0)
     assert call(cfs, "DescribeCfsSnapshots", Filters=[{"Name": "Status", "Values": ["available"]}])["TotalCount"] == 0
+
+
+def test_long_get_request_gets_a_cfs_error_not_an_http_error(ref):
+    cfs = sdk_client(ref, sign_method="HmacSHA256", req_method="GET")
+    with pytest.raises(TencentCloudSDKException) as caught:
+        call(cfs, "CreateCfsPGroup", Name="proto_long", DescInfo="d" * 20000)
+    assert caught.value.code == "InvalidParameterValue.PgroupDescinfoLimitExceeded"
 
 
 def test_reply_envelope_and_content_type(ref):
@@ -181,13 +188,7 @@ def test_config_file_sets_options(tmp_path):
     config.write_text("rate-limit:\n  - DescribeCfsServiceStatus=1\nregions:\n  - ap-beijing-fsi\n")
     with running_reference(tmp_path / "ref", extra_args=["--config", str(config)]) as ref:
         cfs = sdk_client(ref)
-        codes = []
-        for _ in range(3):
-            try:
-                call(cfs, "DescribeCfsServiceStatus")
-                codes.append("OK")
-            except TencentCloudSDKException as error:
-                codes.append(error.code)
+        codes = [outcome(cfs, "DescribeCfsServiceStatus") for _ in range(3)]
         assert codes[0] == "OK" and "RequestLimitExceeded" in codes
         regions = [r["Region"] for r in call(cfs, "DescribeAvailableZoneInfo")["RegionZones"]]
         assert regions == ["ap-shanghai-fsi", "ap-beijing-fsi"]
@@ -232,6 +233,13 @@ def test_bad_flags_exit_with_a_message_and_no_secret(tmp_path):
         capture_output=True, text=True, timeout=30,
     )
     assert result.returncode == 2 and "0..1" in result.stderr
+    result = subprocess.run(
+        [sys.executable, "-m", "cfs_reference", "--state-dir", str(tmp_path), "--credential", "a:b",
+         "--nfs", "on", "--nfs-v3", "--mount-target-mode", "kubernetes", "--mount-ip-pool", "10.96.200.0/24",
+         "--mount-target-selector", "app=reference"],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert result.returncode == 2 and "--nfs-v3 needs the local mount-target mode" in result.stderr
 
 
 def test_documented_default_limit_holds_under_concurrent_callers(tmp_path):
@@ -243,12 +251,7 @@ def test_documented_default_limit_holds_under_concurrent_callers(tmp_path):
 
         def burst():
             cfs = sdk_client(ref)
-            for _ in range(15):
-                try:
-                    call(cfs, "DescribeCfsFileSystems")
-                    outcomes.append("OK")
-                except TencentCloudSDKException as error:
-                    outcomes.append(error.code)
+            outcomes.extend(outcome(cfs, "DescribeCfsFileSystems") for _ in range(15))
 
         threads = [threading.Thread(target=burst) for _ in range(4)]
         started = time.monotonic()

@@ -16,7 +16,7 @@ from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentClo
 from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
 
-from tests.support.reference import call, running_reference, sdk_client
+from tests.support.reference import call, outcome, running_reference, sdk_client
 
 VPC = {"NetInterface": "VPC", "VpcId": "vpc-1a2b3c4d", "SubnetId": "subnet-1a2b3c4d"}
 
@@ -143,13 +143,7 @@ def test_admin_fault_injection_and_call_log(ref, cfs):
 def test_rate_limit_answers_request_limit_exceeded(ref, cfs):
     ref.admin.configure(rate_limits={"DescribeCfsRules": 2})
     try:
-        codes = []
-        for _ in range(6):
-            try:
-                call(cfs, "DescribeCfsRules", PGroupId="pgroupbasic")
-                codes.append("OK")
-            except TencentCloudSDKException as error:
-                codes.append(error.code)
+        codes = [outcome(cfs, "DescribeCfsRules", PGroupId="pgroupbasic") for _ in range(6)]
         assert codes[:2] == ["OK", "OK"] and "RequestLimitExceeded" in codes
     finally:
         ref.admin.configure(rate_limits={"DescribeCfsRules": 20})

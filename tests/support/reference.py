@@ -191,6 +191,17 @@ def call(client, action: str, **params: Any) -> dict[str, Any]:
     return client.call_json(action, params)["Response"]
 
 
+def outcome(client, action: str, **params: Any) -> str:
+    """"OK", or the error code the call ended with."""
+    from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
+
+    try:
+        call(client, action, **params)
+    except TencentCloudSDKException as error:
+        return error.code
+    return "OK"
+
+
 class RecordingClient:
     """An SDK client that remembers every action it sent (conformance suites check their coverage)."""
 

@@ -142,6 +142,7 @@ def test_tc3_accepts_a_correct_signature(verifier):
     [
         (signed(key="wrong-key"), BODY, "AuthFailure.SignatureFailure"),
         (signed(secret_id="AKIDunknown"), BODY, "AuthFailure.SecretIdNotFound"),
+        (signed(secret_id="not-a-cloud-key"), BODY, "AuthFailure.InvalidSecretId"),
         (signed(timestamp=NOW - 301), BODY, "AuthFailure.SignatureExpire"),
         (signed(timestamp=NOW + 301), BODY, "AuthFailure.SignatureExpire"),
         (signed(), b'{"Limit": 2}', "AuthFailure.SignatureFailure"),  # tampered body
@@ -150,7 +151,7 @@ def test_tc3_accepts_a_correct_signature(verifier):
         (signed(date="2001-01-01"), BODY, "AuthFailure.SignatureFailure"),
         (dict(signed(), authorization="HMAC-SHA1 junk"), BODY, "AuthFailure.SignatureFailure"),
     ],
-    ids=["wrong-key", "unknown-id", "expired", "future", "tampered-body", "wrong-host", "wrong-service",
+    ids=["wrong-key", "unknown-id", "invalid-id", "expired", "future", "tampered-body", "wrong-host", "wrong-service",
          "wrong-date", "malformed"],
 )
 def test_tc3_rejections(verifier, headers, body, code):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Any
 
 from cfs_reference import ids
@@ -12,7 +13,7 @@ from cfs_reference.backend.state import FILE_SYSTEM, PGROUP, SNAPSHOT, timestamp
 from cfs_reference.errors import invalid_value
 
 APP_ID = 1250000000  # the one account this service serves
-UNNAMED = {"zh": "未命名", "en": "Unnamed"}
+UNNAMED = MappingProxyType({"zh": "未命名", "en": "Unnamed"})
 MIB = 1024 * 1024
 
 

@@ -21,7 +21,7 @@ from cfs_reference.backend.regions import Regions
 from cfs_reference.backend.snapshots import Snapshots, expires_at
 from cfs_reference.backend.state import FILE_SYSTEM, META, POLICY, SNAPSHOT, State
 from cfs_reference.errors import ApiError
-from cfs_reference.nfs import DataPlane, ExportRule, ExportSpec
+from cfs_reference.nfs import DataPlane, DataPlaneError, ExportRule, ExportSpec, MountTargetRefused
 from cfs_reference.store import Store
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,15 @@ class Backend:
     # ---- creation entry points that need the lifecycle settings ----
 
     def create_file_system(self, region: str, request: NewFileSystem) -> dict[str, Any]:
-        return self._pending(self.file_systems.create(region, request, self.create_delay, self.create_fails()))
+        record = self.file_systems.create(region, request, self.create_delay, self.create_fails())
+        try:
+            self.exports.data_plane.reserve_mount_target(record["id"], record["ip"])
+        except MountTargetRefused as refused:  # this address can never be served
+            log.warning("file system %s will end create_failed: %s", record["id"], refused)
+            record = self.file_systems.will_fail(region, record["id"])
+        except DataPlaneError as later:  # apply() claims it once the data plane can
+            log.info("mount target of %s not reserved yet: %s", record["id"], later)
+        return self._pending(record)
 
     def create_snapshot(self, region: str, file_system_id: str, name: str, tags, alive_days: int = 0) -> dict[str, Any]:
         return self._pending(self.snapshots.create(

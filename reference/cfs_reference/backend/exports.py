@@ -35,11 +35,6 @@ class ExportSync:
             self._wanted = specs
             self._cond.notify()
 
-    def wait_applied(self, timeout: float) -> bool:
-        """True once the latest submitted state is applied (for tests and orderly shutdown)."""
-        with self._cond:
-            return self._cond.wait_for(lambda: self._applied == self._wanted, timeout)
-
     def stop(self) -> None:
         with self._cond:
             self._stopping = True
@@ -64,4 +59,3 @@ class ExportSync:
                 continue
             with self._cond:
                 self._applied = wanted
-                self._cond.notify_all()

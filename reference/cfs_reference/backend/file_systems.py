@@ -219,6 +219,10 @@ class FileSystems:
             )
         return self._update(region, file_system_id, size_limit_gb=limit_gb)
 
+    def will_fail(self, region: str, file_system_id: str) -> dict[str, Any]:
+        """A file system still creating will end create_failed (its mount target was refused)."""
+        return self._update(region, file_system_id, target_state=CREATE_FAILED)
+
     def _update(self, region: str, file_system_id: str, **fields: Any) -> dict[str, Any]:
         record = dict(self.state.file_system(region, file_system_id), **fields)
         with self.state.change() as change:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from cfs_reference import ids
@@ -10,9 +11,9 @@ from cfs_reference.backend import limits
 from cfs_reference.backend.state import ALL_REGIONS, FILE_SYSTEM, PGROUP, RULE, State
 from cfs_reference.errors import ApiError, not_found, require
 
-DEFAULT_PGROUP_NAMES = {"zh": "默认权限组", "en": "Default permission group"}
+DEFAULT_PGROUP_NAMES = MappingProxyType({"zh": "默认权限组", "en": "Default permission group"})
 # The default group lets every client in, read-write, root kept as root.
-DEFAULT_RULE = {"client": "*", "access": "RW", "squash": "no_root_squash", "priority": 1}
+DEFAULT_RULE = MappingProxyType({"client": "*", "access": "RW", "squash": "no_root_squash", "priority": 1})
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from cfs_reference.nfs.ganesha_config import InstancePaths, render_server
+from cfs_reference.nfs.ganesha_config import InstancePaths, Listener, render_server
 from cfs_reference.nfs.model import DataPlaneError
 
 STARTED_MARK = "NFS SERVER INITIALIZED"
@@ -109,11 +109,13 @@ class GaneshaServer:
         binary: str,
         paths: InstancePaths,
         ip_address: str,
+        listener: Listener,
         nfsv3: bool,
         timeout: float = 10.0,
     ):
         self.paths = paths
         self.ip_address = ip_address
+        self.listener = listener
         self._binary = binary
         self._nfsv3 = nfsv3
         self._timeout = timeout
@@ -133,7 +135,7 @@ class GaneshaServer:
         self.paths.log_file.unlink(missing_ok=True)
         write_atomically(self.paths.exports_config, exports_text)
         write_atomically(
-            self.paths.server_config, render_server(self.paths, self.ip_address, self._nfsv3)
+            self.paths.server_config, render_server(self.paths, self.listener, self._nfsv3)
         )
         argv = [
             self._binary,
@@ -150,7 +152,7 @@ class GaneshaServer:
                 stderr=early_output,
                 start_new_session=True,  # a Ctrl-C meant for the service must not kill it first
             )
-        log.info("ganesha pid %d serving %s", self._process.pid, self.ip_address)
+        log.info("ganesha pid %d serving %s on %s", self._process.pid, self.ip_address, self.listener)
         try:
             new_text = self._wait_for_log(0, STARTED_MARK, "start")
             self._raise_on_config_errors(new_text, "start")

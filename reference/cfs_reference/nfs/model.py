@@ -43,9 +43,19 @@ class DataPlaneUnavailable(DataPlaneError):
     """NFS was required (mode "on") but cannot be served on this machine."""
 
 
+class MountTargetRefused(DataPlaneError):
+    """A mount-target IP can never be served (in a cluster: the API server refused it as the
+    ClusterIP, taken or outside the service CIDR); the file system must end create_failed."""
+
+
 class DataPlane(Protocol):
     def start(self) -> None:
         """Prepare to serve (reaps servers left behind by a crashed predecessor)."""
+
+    def reserve_mount_target(self, file_system_id: str, ip_address: str) -> None:
+        """Claim the mount-target IP of a file system being created, before it is served.
+        MountTargetRefused when the IP can never work; DataPlaneError when the claim could
+        not be made now (apply() makes it later)."""
 
     def apply(self, specs: list[ExportSpec]) -> None:
         """Serve exactly these file systems; idempotent and cheap when nothing changed."""
@@ -58,6 +68,9 @@ class NullDataPlane:
     """Serves nothing: the data plane when NFS is off or ganesha is not installed."""
 
     def start(self) -> None:
+        pass
+
+    def reserve_mount_target(self, file_system_id: str, ip_address: str) -> None:
         pass
 
     def apply(self, specs: list[ExportSpec]) -> None:

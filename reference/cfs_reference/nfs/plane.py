@@ -11,10 +11,11 @@ from __future__ import annotations
 import logging
 import shutil
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from cfs_reference.nfs.ganesha_config import InstancePaths, render_exports
+from cfs_reference.nfs.ganesha_config import InstancePaths, Listener, mount_ip_listener, render_exports
 from cfs_reference.nfs.ganesha_server import GaneshaServer, reap_orphan
 from cfs_reference.nfs.model import DataPlaneError, ExportSpec, validate_spec
 
@@ -27,17 +28,21 @@ class ServedFileSystem:
     exports_text: str
     server: GaneshaServer
 
-    def serves_same_directory(self, spec: ExportSpec) -> bool:
-        """Rules can change under a running ganesha; the exported directory cannot."""
-        return (self.spec.file_system_id, Path(self.spec.data_dir), self.spec.fsid) == (
+    def serves_same_directory(self, spec: ExportSpec, listener: Listener) -> bool:
+        """Rules can change under a running ganesha; the exported directory and the
+        listening address cannot."""
+        return (self.spec.file_system_id, Path(self.spec.data_dir), self.spec.fsid,
+                self.server.listener) == (
             spec.file_system_id,
             Path(spec.data_dir),
             spec.fsid,
-        )
+            listener,
+        )  # fmt: skip
 
 
 class GaneshaDataPlane:
-    """Serves every ExportSpec at <ip_address>:2049 with its own ganesha.
+    """Serves every ExportSpec with its own ganesha, at the Listener listener_for(spec) gives:
+    by default <ip_address>:2049 (the local scheme).
 
     state_dir holds one instance directory per mount-target IP (configs, pid file, log,
     NFSv4 recovery state). nfsv3 adds the /<FSID> export and needs an rpcbind reachable in
@@ -51,10 +56,12 @@ class GaneshaDataPlane:
         nfsv3: bool = False,
         timeout: float = 10.0,
         watch_interval: float = 1.0,
+        listener_for: Callable[[ExportSpec], Listener] = mount_ip_listener,
     ):
         self._state_dir = Path(state_dir)
         self._binary = binary
         self._nfsv3 = nfsv3
+        self._listener_for = listener_for
         self._timeout = timeout
         self._watch_interval = watch_interval
         self._served: dict[str, ServedFileSystem] = {}
@@ -76,6 +83,9 @@ class GaneshaDataPlane:
                     target=self._watch, name="ganesha-watchdog", daemon=True
                 )
                 self._watchdog.start()
+
+    def reserve_mount_target(self, file_system_id: str, ip_address: str) -> None:
+        """Nothing to claim: every address of the pool is local (all of 127.0.0.0/8 is)."""
 
     def apply(self, specs: list[ExportSpec]) -> None:
         """Serve exactly these file systems. ValueError (before anything changes) for a spec
@@ -132,8 +142,9 @@ class GaneshaDataPlane:
 
     def _converge(self, spec: ExportSpec) -> None:
         exports_text = render_exports(spec, self._nfsv3)
+        listener = self._listener_for(spec)
         served = self._served.get(spec.ip_address)
-        if served and served.serves_same_directory(spec) and served.server.running():
+        if served and served.serves_same_directory(spec, listener) and served.server.running():
             if served.exports_text != exports_text:
                 log.info("reloading exports of %s (%s)", spec.file_system_id, spec.ip_address)
                 served.server.reload(exports_text)
@@ -148,6 +159,7 @@ class GaneshaDataPlane:
             self._binary,
             InstancePaths(self._state_dir / spec.ip_address),
             spec.ip_address,
+            listener,
             self._nfsv3,
             self._timeout,
         )

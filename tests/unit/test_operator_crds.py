@@ -1,0 +1,108 @@
+"""The CRD manifests are valid Kubernetes objects with structural schemas; the example custom
+resources validate against those schemas; a deliberately invalid example is rejected."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+from cfs_operator.handlers import FINALIZER, GROUP, VERSION
+from cfs_operator.specs import MAX_FILE_SYSTEMS_PER_POLICY, MAX_RULES_PER_GROUP, PRIORITY_RANGE
+from tests.support.kube import CRD_DIR, load_crds
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = sorted((REPO / "deploy" / "examples").glob("cfs-*.yaml"))
+INVALID_EXAMPLE = REPO / "tests" / "data" / "operator" / "invalid-cfspermissiongroup.yaml"
+KUBERNETES_VERSIONS = ["1.25", kubernetes_validate.latest_version()]
+
+
+def crd_schemas() -> dict[str, dict[str, Any]]:
+    """kind -> openAPIV3Schema of the served version."""
+    return {crd["spec"]["names"]["kind"]: crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"] for crd in load_crds()}
+
+
+def schema_nodes(node: dict[str, Any], path: str = "") -> list[tuple[str, dict[str, Any]]]:
+    found = [(path, node)]
+    for key, child in (node.get("properties") or {}).items():
+        found += schema_nodes(child, f"{path}.{key}")
+    if isinstance(node.get("items"), dict):
+        found += schema_nodes(node["items"], f"{path}[]")
+    if isinstance(node.get("additionalProperties"), dict):
+        found += schema_nodes(node["additionalProperties"], f"{path}{{}}")
+    return found
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+@pytest.mark.parametrize("crd", load_crds(), ids=lambda crd: crd["metadata"]["name"])
+def test_crd_manifests_validate_strictly(crd, version):
+    kubernetes_validate.validate(crd, desired_version=version, strict=True)
+
+
+@pytest.mark.parametrize("crd", [c for c in load_crds() if c["spec"]["group"] == GROUP],
+                         ids=lambda crd: crd["metadata"]["name"])
+def test_operator_crds_are_structural_and_complete(crd):
+    spec = crd["spec"]
+    assert spec["scope"] == "Cluster" and "cfs" in spec["names"]["categories"] and spec["names"]["shortNames"]
+    (version,) = spec["versions"]
+    assert version["name"] == VERSION and version["subresources"] == {"status": {}}
+    columns = {column["name"] for column in version["additionalPrinterColumns"]}
+    assert {"ID", "Ready", "Age"} <= columns
+    for path, node in schema_nodes(version["schema"]["openAPIV3Schema"]):
+        # Structural: every node typed, no references; list-map keys must be required.
+        assert "type" in node or node.get("x-kubernetes-preserve-unknown-fields"), f"untyped schema at {path}"
+        assert "$ref" not in node, f"$ref at {path}"
+        if node.get("x-kubernetes-list-type") == "map":
+            assert set(node["x-kubernetes-list-map-keys"]) <= set(node["items"].get("required", [])), path
+        if "default" in node:
+            jsonschema.validate(node["default"], node)
+
+
+def test_crd_limits_match_the_operator():
+    schemas = crd_schemas()
+    rules = schemas["CfsPermissionGroup"]["properties"]["spec"]["properties"]["rules"]
+    assert rules["maxItems"] == MAX_RULES_PER_GROUP
+    priority = rules["items"]["properties"]["priority"]
+    assert (priority["minimum"], priority["maximum"]) == PRIORITY_RANGE
+    fs_ids = schemas["CfsAutoSnapshotPolicy"]["properties"]["spec"]["properties"]["fileSystemIds"]
+    assert fs_ids["maxItems"] == MAX_FILE_SYSTEMS_PER_POLICY
+    assert FINALIZER.startswith(GROUP)
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_examples_validate_against_their_crd_schema(path):
+    assert EXAMPLES, "deploy/examples/cfs-*.yaml missing"
+    for obj in yaml.safe_load_all(path.read_text()):
+        assert obj["apiVersion"] == f"{GROUP}/{VERSION}"
+        jsonschema.Draft7Validator(crd_schemas()[obj["kind"]]).validate(obj)
+
+
+def test_invalid_example_is_rejected_for_each_mistake():
+    obj = yaml.safe_load(INVALID_EXAMPLE.read_text())
+    validator = jsonschema.Draft7Validator(crd_schemas()[obj["kind"]])
+    errors = {"/".join(str(p) for p in error.absolute_path): error.validator for error in validator.iter_errors(obj)}
+    assert errors == {
+        "spec/deletionPolicy": "enum",
+        "spec/rules/0/rwPermission": "enum",
+        "spec/rules/0/priority": "minimum",
+        "spec/rules/1": "required",
+    }
+
+
+def test_group_name_pattern_agrees_with_the_operator():
+    """The CRD spells the vendor's name rule with literal characters (Go RE2 and Python re agree)."""
+    name_schema = crd_schemas()["CfsPermissionGroup"]["properties"]["spec"]["properties"]["name"]
+    for good in ("web-tier_1", "权限组"):
+        jsonschema.validate(good, name_schema)
+    for bad in ("a b", "a.b", "a/b"):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(bad, name_schema)
+
+
+def test_crd_files_are_the_ones_the_harness_registers():
+    assert {p.name for p in CRD_DIR.glob("*.yaml")} == {
+        "cfspermissiongroups.yaml", "cfsautosnapshotpolicies.yaml", "kopf-peering.yaml"}
