@@ -12,7 +12,6 @@ import threading
 import time
 from collections.abc import Iterator
 
-import requests
 import urllib3
 from tencentcloud.cfs.v20190719.cfs_client import CfsClient as SdkCfsClient
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
@@ -37,11 +36,12 @@ PAGE_SIZE = 100
 
 
 def _never_sent(exc: BaseException) -> bool:
-    """True when the SDK's network error happened before any byte reached the server."""
+    """True when the SDK's network error happened before any byte reached the server: urllib3's
+    ConnectTimeoutError (and its subclass NewConnectionError, e.g. connection refused) is in
+    the chain of causes that requests and the SDK wrap around it."""
     seen = exc
     while seen is not None:
-        if isinstance(seen, (urllib3.exceptions.ConnectTimeoutError,   # includes refused
-                             requests.exceptions.ConnectTimeout)):
+        if isinstance(seen, urllib3.exceptions.ConnectTimeoutError):
             return True
         seen = seen.__cause__ or seen.__context__
     return False
@@ -104,7 +104,6 @@ class CfsClient:
         started = time.monotonic()
         deadline = started + self._config.retry_deadline
         attempt = 0
-        credentials_reloaded = False
         try:
             while True:
                 self._shared.limits.acquire(action)
@@ -114,15 +113,13 @@ class CfsClient:
                     metrics.CALLS.labels(action, err.code).inc()
                     if isinstance(err, CfsThrottled):
                         metrics.THROTTLED.labels(action).inc()
-                    if (isinstance(err, CfsAuthError) and not credentials_reloaded
-                            and self._credentials is not None and self._credentials.refresh()):
-                        # The Secret was rotated between our check and the server's: once more.
-                        credentials_reloaded = True
-                        continue
+                    if not is_retryable(action, err):
+                        log.debug("cfs call %s failed: %s", action, err)
+                        raise
                     delay = self._backoff.delay(attempt)
-                    if not is_retryable(action, err) or time.monotonic() + delay > deadline:
-                        log.info("cfs call %s failed after %d attempt(s): %s",
-                                 action, attempt + 1, err)
+                    if time.monotonic() + delay > deadline:
+                        log.warning("cfs call %s gave up after %d attempt(s): %s",
+                                    action, attempt + 1, err)
                         raise
                     log.debug("cfs call %s attempt %d: %s; retrying in %.3fs",
                               action, attempt + 1, err, delay)

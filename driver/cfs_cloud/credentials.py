@@ -35,10 +35,6 @@ class StaticCredentials:
     def secret_id(self) -> str:
         return self._info[0]
 
-    def refresh(self) -> bool:
-        """Fixed credentials never change."""
-        return False
-
     def __repr__(self) -> str:
         return f"StaticCredentials(secret_id={self.secret_id!r})"
 

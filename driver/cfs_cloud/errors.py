@@ -32,6 +32,16 @@ class CfsError(Exception):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.code!r}, {self.message!r}, {self.request_id!r})"
 
+    def __reduce__(self):
+        # Copy/pickle through the base constructor: subclasses fix the code in theirs.
+        return _rebuild, (type(self), self.code, self.message, self.request_id), self.__dict__
+
+
+def _rebuild(cls: type[CfsError], code: str, message: str, request_id: str | None) -> CfsError:
+    err = cls.__new__(cls)
+    CfsError.__init__(err, code, message, request_id)
+    return err
+
 
 class CfsNotFound(CfsError):
     """ResourceNotFound*: the file system, group, rule or snapshot does not exist."""

@@ -38,6 +38,11 @@ SECRET_ID_KEY = "secretId"
 SECRET_KEY_KEY = "secretKey"
 PAGE_SIZE = 100
 SUPPORTED_FS_TYPES = ("", "nfs", "nfs4")
+# The controller waits for file systems and snapshots, which take seconds to create: a first
+# look after a quarter second loses nothing, and with ~10 creations a second it keeps the shared
+# waiter from listing every file system after each one (benchmarks/provision.py: 3.5 calls per
+# volume instead of 4.1).
+FIRST_POLL_SECONDS = 0.25
 
 _RPC = csi_pb2.ControllerServiceCapability.RPC
 CAPABILITIES = csi_pb2.ControllerGetCapabilitiesResponse(capabilities=[
@@ -445,7 +450,7 @@ def _matches(info: dict, filters: dict) -> bool:
 def build_controller(config: DriverConfig, *, client: CfsClient | None = None,
                      share_access: ShareAccess | None = None) -> ControllerServicer:
     """The controller for main.py; tests may pass their own client or share access."""
-    client = client or CfsClient(CloudConfig.from_env(poll_min_interval=0.25))
+    client = client or CfsClient(CloudConfig.from_env(poll_min_interval=FIRST_POLL_SECONDS))
     if share_access is None:
         share_access = MountedShareAccess(
             Mounter(config.mount_timeout), config.subdir_mount_root,

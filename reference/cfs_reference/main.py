@@ -26,6 +26,7 @@ from cfs_reference.nfs import (
     make_data_plane,
 )
 from cfs_reference.nfs.in_cluster import DEFAULT_PORT_RANGE
+from cfs_reference.nfs.kube_api import SERVICE_ACCOUNT_DIR
 from cfs_reference.protocol import Protocol
 from cfs_reference.ratelimit import RateLimiter
 from cfs_reference.server import build_app
@@ -85,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="kubernetes mode: the pod ports given to file systems")
     parser.add_argument("--mount-target-selector", default="", metavar="KEY=VALUE,...",
                         help="kubernetes mode: the reference pod's labels (the Services select it)")
+    parser.add_argument("--service-account-dir", type=Path, default=SERVICE_ACCOUNT_DIR, metavar="DIR",
+                        help="kubernetes mode: the pod's service-account token, ca.crt and namespace")
     parser.add_argument("--log-level", default="INFO")
     return parser
 
@@ -124,7 +127,8 @@ def parse_settings(argv: list[str]) -> tuple[Settings, str]:
             nfs=args.nfs,
             mount_ip_pool=args.mount_ip_pool,
             nfsv3=args.nfs_v3,
-            in_cluster=InClusterSettings(args.mount_ip_pool, args.nfs_port_range, args.mount_target_selector)
+            in_cluster=InClusterSettings(args.mount_ip_pool, args.nfs_port_range, args.mount_target_selector,
+                                         args.service_account_dir)
             if args.mount_target_mode == "kubernetes" else None,
         )
     except ValueError as error:

@@ -1,5 +1,6 @@
 """The in-cluster mount-target scheme: a ganesha port per file system plus a Kubernetes Service
-per file system, driven through the data plane the backend uses.
+per file system: first the data plane as the backend drives it, then the real `cfs-reference`
+process in `--mount-target-mode kubernetes` through the official SDK.
 
 Real parts: ganesha.nfsd per port, libnfs clients, the service-account configuration path
 (token, CA and namespace files, KUBERNETES_SERVICE_HOST/PORT) over real HTTPS. The API server is
@@ -15,12 +16,15 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import os
 import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +47,7 @@ from cfs_reference.nfs.in_cluster import PortPerMountTarget
 from cfs_reference.nfs.kube_api import KubeApi
 from cfs_reference.nfs.kube_services import OWNER_LABEL
 from tests.support.netns import private_network
+from tests.support.reference import call, running_reference, sdk_client
 
 GANESHA = shutil.which("ganesha.nfsd")
 pytestmark = pytest.mark.skipif(
@@ -355,6 +360,18 @@ def test_a_refused_cluster_ip_is_reported_at_reservation(cluster, tmp_path):
         assert port_is_open(FIRST_PORT) and port_is_open(SECOND_PORT)
 
 
+def test_an_unreachable_api_server_is_not_a_refusal(cluster, tmp_path, monkeypatch):
+    """The backend then lets the creation go on, and apply() creates the Service later."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", str(closed_port))
+    with data_plane(cluster, tmp_path / "state") as plane:
+        with pytest.raises(DataPlaneError, match="Kubernetes API unreachable") as error:
+            plane.reserve_mount_target("cfs-aaaa0001", FIRST_IP)
+        assert not isinstance(error.value, MountTargetRefused)
+
+
 def test_a_reserved_mount_target_survives_until_served_and_replaces_a_stale_service(cluster, tmp_path):
     # A deleted file system's Service still holds the IP the backend now hands to a new one.
     create_service(cluster, expected_service("cfs-gone0003", FIRST_IP, FIRST_PORT))
@@ -368,3 +385,88 @@ def test_a_reserved_mount_target_survives_until_served_and_replaces_a_stale_serv
         assert port_is_open(FIRST_PORT)
         plane.apply([other])  # now served and then deleted: its Service goes
         assert set(cluster.services()) == {"mount-cfs-bbbb0002"}
+
+
+# ---- the reference service in kubernetes mode, end to end ----
+
+
+@contextmanager
+def reference_in_cluster(cluster: KubeCluster, tmp_path: Path) -> Iterator[Any]:
+    args = ["--mount-target-mode", "kubernetes", "--mount-ip-pool", POOL, "--nfs-port-range", PORTS,
+            "--mount-target-selector", SELECTOR, "--service-account-dir", str(cluster.service_account_dir)]
+    with running_reference(tmp_path / "reference", create_delay=0.05, nfs="on", extra_args=args) as ref:
+        yield ref
+
+
+def create_file_system(client: Any, ref: Any, name: str) -> str:
+    return call(client, "CreateCfsFileSystem", Zone=f"{ref.region}-1", NetInterface="VPC", PGroupId="pgroupbasic",
+                Protocol="NFS", StorageType="SD", VpcId="vpc-test", SubnetId="subnet-test", FsName=name)["FileSystemId"]
+
+
+def wait_until(predicate: Callable[[], Any], what: str) -> Any:
+    deadline = time.monotonic() + COMMAND_TIMEOUT
+    while not (value := predicate()):
+        assert time.monotonic() < deadline, f"{what}: not reached in {COMMAND_TIMEOUT}s"
+        time.sleep(0.05)
+    return value
+
+
+def life_cycle_state(client: Any, file_system_id: str) -> str:
+    systems = call(client, "DescribeCfsFileSystems", FileSystemId=file_system_id)["FileSystems"]
+    return systems[0]["LifeCycleState"]
+
+
+def test_the_reference_service_serves_each_file_system_behind_its_service(cluster, tmp_path):
+    with reference_in_cluster(cluster, tmp_path) as ref:
+        client = sdk_client(ref)
+        fs_id = create_file_system(client, ref, "first")
+        wait_until(lambda: life_cycle_state(client, fs_id) == "available", "available")
+        (target,) = call(client, "DescribeMountTargets", FileSystemId=fs_id)["MountTargets"]
+        assert target["IpAddress"] == FIRST_IP
+        assert cluster.services() == {f"mount-{fs_id}": expected_service(fs_id, FIRST_IP, FIRST_PORT)}
+        wait_until(lambda: port_is_open(FIRST_PORT), "ganesha on the file system's port")
+        source = tmp_path / "upload"
+        source.write_text("through the Service's target port\n")
+        written = nfs("nfs-cp", str(source), url(FIRST_PORT, "file.txt"))
+        assert written.returncode == 0, written.stderr
+        (state,) = [f for f in ref.admin.state()["FileSystems"] if f["FileSystemId"] == fs_id]
+        assert (Path(state["DataDir"]) / "file.txt").read_text() == "through the Service's target port\n"
+
+        # Killed, its Service deleted behind its back: the restart reconciles and serves again.
+        ref.kill()
+        cluster.api().request("DELETE", f"/api/v1/namespaces/{NAMESPACE}/services/mount-{fs_id}")
+        create_service(cluster, expected_service("cfs-gone0003", "10.96.0.140", 20012))
+        ref.restart()
+        wait_until(lambda: set(cluster.services()) == {f"mount-{fs_id}"}, "reconciled Services")
+        assert cluster.services()[f"mount-{fs_id}"] == expected_service(fs_id, FIRST_IP, FIRST_PORT)
+        wait_until(lambda: nfs("nfs-ls", url(FIRST_PORT)).returncode == 0, "served again on the same port")
+
+        call(client, "DeleteCfsFileSystem", FileSystemId=fs_id)
+        wait_until(lambda: not cluster.services(), "Service deleted with the file system")
+        wait_until(lambda: not port_is_open(FIRST_PORT), "listener closed")
+
+
+def test_a_refused_cluster_ip_ends_the_creation_in_create_failed(cluster, tmp_path):
+    create_service(cluster, foreign_service("web", FIRST_IP))
+    with reference_in_cluster(cluster, tmp_path) as ref:
+        client = sdk_client(ref)
+        refused = create_file_system(client, ref, "refused")
+        wait_until(lambda: life_cycle_state(client, refused) == "create_failed", "create_failed")
+        assert "provided IP is already allocated" in ref.log_text()
+        served = create_file_system(client, ref, "served")  # the next address works
+        wait_until(lambda: life_cycle_state(client, served) == "available", "available")
+        assert set(cluster.services()) == {"web", f"mount-{served}"}
+
+
+@pytest.mark.parametrize("extra, env, message", [
+    (["--nfs-port-range", "20000-20063"], {}, "--nfs-port-range 20000-20063 holds 64 ports"),
+    (["--nfs-port-range", PORTS, "--nfs-v3"], {}, "--nfs-v3 needs the local mount-target mode"),
+    (["--nfs-port-range", PORTS], {"KUBERNETES_SERVICE_HOST": ""}, "KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT"),
+], ids=["range-too-small", "nfsv3", "outside-a-pod"])  # fmt: skip
+def test_the_service_refuses_to_start_with_a_message_not_a_traceback(tmp_path, extra, env, message):
+    argv = ["--credential", "id:key", "--state-dir", str(tmp_path), "--nfs", "on", "--mount-target-mode", "kubernetes",
+            "--mount-ip-pool", POOL, "--mount-target-selector", SELECTOR, *extra]
+    result = subprocess.run([sys.executable, "-m", "cfs_reference", *argv], capture_output=True, text=True,
+                            timeout=COMMAND_TIMEOUT, env=dict(os.environ, **env))
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr

@@ -2,6 +2,7 @@
 
 import pytest
 
+from cfs_cloud import CfsAuthError, CfsClient
 from cfs_cloud.config import DEFAULT_ENDPOINT, CloudConfig, CloudConfigError, split_endpoint
 from cfs_cloud.credentials import FileCredentials, StaticCredentials
 
@@ -94,3 +95,10 @@ def test_rate_limits_from_env():
 def test_bad_rate_limits_from_env_name_the_variable(text):
     with pytest.raises(CloudConfigError, match=r"CFS_RATE_LIMITS: .* is not ACTION=N"):
         CloudConfig.from_env({"CFS_RATE_LIMITS": text})
+
+
+def test_a_client_without_credentials_fails_each_call_clearly():
+    client = CfsClient(CloudConfig(endpoint="http://127.0.0.1:1"))
+    with pytest.raises(CfsAuthError, match="TENCENTCLOUD_SECRET_ID") as info:
+        client.call("DescribeCfsFileSystems")
+    assert info.value.code == "AuthFailure.MissingCredentials"

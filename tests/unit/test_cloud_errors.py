@@ -1,5 +1,8 @@
 """Typed CFS errors and the CFS-code -> gRPC-status table."""
 
+import copy
+import pickle
+
 import grpc
 import pytest
 
@@ -74,3 +77,15 @@ def test_waiter_errors_map_to_retry_and_internal():
     assert grpc_status_for(WaitTimeout("fs cfs-1 not yet available")) == grpc.StatusCode.ABORTED
     assert grpc_status_for(FileSystemCreateFailed("fs cfs-1 create_failed")) == \
         grpc.StatusCode.INTERNAL
+
+
+@pytest.mark.parametrize("err", [
+    WaitTimeout("file system cfs-1 did not become available within 5s"),
+    FileSystemCreateFailed("file system cfs-1 is create_failed"),
+    CfsNetworkError("ClientNetworkError", "refused", None, maybe_sent=False),
+    error_for("ResourceNotFound.FileSystemNotFound", "gone", "req-2"),
+])
+def test_errors_survive_copy_and_pickle(err):
+    for clone in (copy.copy(err), pickle.loads(pickle.dumps(err))):
+        assert type(clone) is type(err) and str(clone) == str(err)
+        assert getattr(clone, "maybe_sent", None) == getattr(err, "maybe_sent", None)

@@ -67,6 +67,8 @@ class Backend:
 
     def create_file_system(self, region: str, request: NewFileSystem) -> dict[str, Any]:
         record = self.file_systems.create(region, request, self.create_delay, self.create_fails())
+        if record["target_state"] != AVAILABLE:
+            return self._pending(record)  # an injected failure: it will never be served
         try:
             self.exports.data_plane.reserve_mount_target(record["id"], record["ip"])
         except MountTargetRefused as refused:  # this address can never be served

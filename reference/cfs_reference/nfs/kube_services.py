@@ -8,6 +8,7 @@ forwards to that file system's own ganesha port on the reference pod. So nodes m
 from __future__ import annotations
 
 import logging
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any
 
@@ -122,7 +123,7 @@ class MountTargetServices:
             self.delete(existing["metadata"]["name"])
         self.create(target)
 
-    def reconcile(self, targets: list[MountTarget], keep: set[str] = frozenset()) -> None:
+    def reconcile(self, targets: list[MountTarget], keep: AbstractSet[str] = frozenset()) -> None:
         """Exactly these targets get a Service: missing ones are created, ones that route
         elsewhere are replaced (a ClusterIP cannot change in place), and Services of other
         file systems are deleted, except those in keep (claimed, not served yet).
