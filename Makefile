@@ -3,7 +3,7 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-APT_PACKAGES := nfs-ganesha nfs-ganesha-vfs libnfs-utils rpcbind iproute2 util-linux
+APT_PACKAGES := nfs-ganesha nfs-ganesha-vfs nfs-common libnfs-utils rpcbind iproute2 util-linux
 
 .PHONY: demo test system-deps venv stubs manifests
 
@@ -17,7 +17,7 @@ system-deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
 venv: $(VENV)/.installed

@@ -71,13 +71,19 @@ async def run(groups: int, rules: int, work_dir: Path) -> bool:
             config = OperatorConfig(drift_interval=DRIFT_INTERVAL, selection_interval=DRIFT_INTERVAL)
             async with running_operator(api, cloud_config, config):
                 ref.admin.reset_calls()
-                started = time.perf_counter()
+                started, t0 = time.perf_counter(), time.time()
                 await asyncio.gather(*(cluster.create(PGROUP_RESOURCE, group(i, rules)) for i in range(groups)))
 
-                def ready_count() -> int:
-                    return sum(condition_is(obj, "Ready", "True") for obj in objects_of(api, PGROUP_RESOURCE))
+                def all_ready() -> bool:
+                    objects = list(objects_of(api, PGROUP_RESOURCE))
+                    quota = [obj for obj in objects if condition_is(obj, "Synced", "False", "QuotaExceeded")]
+                    if quota:
+                        raise SystemExit(f"the reference refused to create group {len(objects) - len(quota) + 1}: "
+                                         f"{quota[0]['status']['conditions'][-1]['message']}")
+                    return sum(condition_is(obj, "Ready", "True") for obj in objects) == groups
 
-                wall = await wait_until(lambda: ready_count() == groups, timeout=groups * rules)
+                # Generous: three times the floor plus start-up, so a stuck run ends with an error.
+                await wait_until(all_ready, timeout=3 * groups * rules / 20 + 60, poll=0.5)
                 wall = time.perf_counter() - started
                 log = ref.admin.calls()
                 calls = {action: entry["count"] for action, entry in log.items() if entry["count"]}
@@ -96,6 +102,9 @@ async def run(groups: int, rules: int, work_dir: Path) -> bool:
                 print(f"  API calls per object   {total / groups:8.2f}    ({total} calls: "
                       + ", ".join(f"{a} {n}" for a, n in sorted(calls.items())) + ")")
                 print(f"  throttled replies      {throttled:8d}")
+                stamps = sorted(float(stamp) for stamp, _ in log[busiest]["calls"])
+                print(f"  {busiest} span  {stamps[-1] - stamps[0]:8.2f} s  (first call {stamps[0] - t0:.2f} s "
+                      f"after apply, last {stamps[-1] - t0:.2f} s)")
 
                 # Drift: one rule deleted in the "console"; the timer notices and recreates it.
                 victim = cluster.get(PGROUP_RESOURCE, "bench-0000")

@@ -48,9 +48,13 @@ def _lock(memo: kopf.Memo) -> asyncio.Lock:
 
 
 def _emit(body: kopf.Body, kind: str, changes: ChangeLog) -> None:
+    """One Normal Event per kind of change, listing each change (five new rules: one Event)."""
+    messages: dict[str, list[str]] = {}
     for change in changes.changes:
         metrics.CLOUD_CHANGES.labels(kind, change.reason).inc()
-        kopf.event(body, type="Normal", reason=change.reason, message=change.message)
+        messages.setdefault(change.reason, []).append(change.message)
+    for reason, texts in messages.items():
+        kopf.event(body, type="Normal", reason=reason, message="; ".join(texts))
 
 
 async def _converge(*, kind: str, id_field: str, trigger: str, work: Work, body: kopf.Body,
