@@ -6,10 +6,14 @@ with R rules each are applied at once, then one rule is deleted behind the opera
 
 Floor: every action has its own limit, so the best any client can do is the busiest action's
 calls divided by its limit: max over actions of calls(action) / limit(action). For 200 x 5 that
-is CreateCfsRule: 1000 / 20 = 50 s. The operator's client keeps a 10 % margin under each limit,
-so its best possible ratio is 1 / 0.9 = 1.11. Target: time to all Ready / floor <= 1.2.
+is CreateCfsRule: 1000 / 20 = 50 s. Target: time to all Ready / floor <= 1.2 (the client also
+keeps a safety margin under each limit, so no throttled replies are expected).
 Also printed: API calls per object, throttled replies, and the drift-repair latency (at most
 one drift interval plus the repair itself).
+
+The reference service allows 100 permission groups per region (a quota it chose; the vendor
+docs state none), so 200 groups need that quota raised there; the benchmark stops with the
+reference's QuotaExceeded message otherwise.
 
 Run from the repository root: .venv/bin/python -m benchmarks.operator [--groups N --rules R]
 """
@@ -78,8 +82,8 @@ async def run(groups: int, rules: int, work_dir: Path) -> bool:
                     objects = list(objects_of(api, PGROUP_RESOURCE))
                     quota = [obj for obj in objects if condition_is(obj, "Synced", "False", "QuotaExceeded")]
                     if quota:
-                        raise SystemExit(f"the reference refused to create group {len(objects) - len(quota) + 1}: "
-                                         f"{quota[0]['status']['conditions'][-1]['message']}")
+                        message = next(c["message"] for c in quota[0]["status"]["conditions"] if c["type"] == "Synced")
+                        raise SystemExit(f"{len(quota)} permission group(s) refused by the reference: {message}")
                     return sum(condition_is(obj, "Ready", "True") for obj in objects) == groups
 
                 # Generous: three times the floor plus start-up, so a stuck run ends with an error.
@@ -97,8 +101,7 @@ async def run(groups: int, rules: int, work_dir: Path) -> bool:
                 print(f"  time to all Ready      {wall:8.2f} s")
                 print(f"  floor                  {floor:8.2f} s  ({busiest}: {calls[busiest]} calls at "
                       f"{DOCUMENTED_RATE_LIMITS.get(busiest, UNDOCUMENTED_ACTION_RATE_LIMIT):g}/s)")
-                print(f"  ratio                  {ratio:8.3f}    (target <= {TARGET_RATIO}; client margin "
-                      f"makes 1.11 the best possible)")
+                print(f"  ratio                  {ratio:8.3f}    (target <= {TARGET_RATIO})")
                 print(f"  API calls per object   {total / groups:8.2f}    ({total} calls: "
                       + ", ".join(f"{a} {n}" for a, n in sorted(calls.items())) + ")")
                 print(f"  throttled replies      {throttled:8d}")

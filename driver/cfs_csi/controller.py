@@ -24,7 +24,7 @@ from cfs_csi.filesystems import (
     GIB, FileSystems, ProvisionRequest, check_capacity_range, mount_target, size_limit_gb,
 )
 from cfs_csi.locks import KeyLocks
-from cfs_csi.mount_options import nfs_mount_options
+from cfs_csi.mount_options import MountOptionError, nfs_mount_options
 from cfs_csi.mounter import Mounter
 from cfs_csi.node import TOPOLOGY_ZONE_KEY
 from cfs_csi.pgroups import ManagedGroups
@@ -50,7 +50,13 @@ CAPABILITIES = csi_pb2.ControllerGetCapabilitiesResponse(capabilities=[
         _RPC.CREATE_DELETE_VOLUME, _RPC.CREATE_DELETE_SNAPSHOT, _RPC.LIST_SNAPSHOTS,
         _RPC.GET_SNAPSHOT, _RPC.CLONE_VOLUME, _RPC.EXPAND_VOLUME, _RPC.LIST_VOLUMES,
         _RPC.GET_VOLUME, _RPC.VOLUME_CONDITION)])
-_UNKNOWN_MODE = csi_pb2.VolumeCapability.AccessMode.UNKNOWN
+_AccessMode = csi_pb2.VolumeCapability.AccessMode
+_UNKNOWN_MODE = _AccessMode.UNKNOWN
+READER_ONLY_MODES = (_AccessMode.SINGLE_NODE_READER_ONLY, _AccessMode.MULTI_NODE_READER_ONLY)
+# CSI: mutable_parameters "SHALL NOT be specified unless the SP has the MODIFY_VOLUME capability".
+MUTABLE_PARAMETERS_REFUSED = (
+    "mutable_parameters are not supported: the driver has no MODIFY_VOLUME capability (the CFS "
+    "API cannot change a file system's storage type or bandwidth); use parameters")
 
 
 def check_capabilities(capabilities, vers: str = "4") -> None:
@@ -72,6 +78,20 @@ def check_capabilities(capabilities, vers: str = "4") -> None:
         nfs_mount_options(vers, capability.mount.mount_flags)
 
 
+def check_read_only_rules(capabilities, fs_params: params.FilesystemParams) -> None:
+    """A managed group whose rules are all read-only cannot serve a writer access mode (CSI: the
+    volume MUST satisfy every requested capability)."""
+    rules = fs_params.access_rules
+    if not rules or any(rule.rw_permission != params.READ_ONLY for rule in rules):
+        return
+    for capability in capabilities:
+        if capability.access_mode.mode not in READER_ONLY_MODES:
+            mode = _AccessMode.Mode.Name(capability.access_mode.mode)
+            allowed = ", ".join(_AccessMode.Mode.Name(m) for m in READER_ONLY_MODES)
+            raise invalid(f"parameter {params.RW_PERMISSION}={params.READ_ONLY} cannot serve "
+                          f"access mode {mode}; allowed with {params.READ_ONLY}: {allowed}")
+
+
 def page_offset(token: str) -> int:
     """Pagination tokens are decimal offsets; anything else was not issued by us."""
     if not token:
@@ -85,6 +105,39 @@ def volume_condition(info: dict) -> csi_pb2.VolumeCondition:
     state = info.get("LifeCycleState", "unknown")
     return csi_pb2.VolumeCondition(abnormal=state != "available",
                                    message=f"file system {info['FileSystemId']} is {state}")
+
+
+def _check_validation_request(volume: FilesystemVolume | SubdirVolume, request,
+                              default_allowed_clients: str) -> None:
+    """Everything ValidateVolumeCapabilities would confirm: the parameters parse for the
+    volume's mode, the context belongs to the volume, and the capabilities are supported."""
+    if request.mutable_parameters:
+        raise invalid(MUTABLE_PARAMETERS_REFUSED)
+    subdir_volume = isinstance(volume, SubdirVolume)
+    if request.parameters:
+        mode = params.provisioning_mode(request.parameters)
+        if (mode == params.MODE_SUBDIR) != subdir_volume:
+            raise invalid(f"parameters: {params.PROVISIONING_MODE}={mode} does not match volume "
+                          f"{volume.encode()}")
+        if subdir_volume:
+            params.parse_subdir(request.parameters)
+        else:
+            check_read_only_rules(request.volume_capabilities,
+                                  params.parse_filesystem(request.parameters, default_allowed_clients))
+    context = request.volume_context
+    # The context key that names the volume's own directory or file system.
+    key, own = ("path", volume.path) if subdir_volume else ("fileSystemId", volume.file_system_id)
+    if context.get(key, own) != own:
+        raise invalid(f"volume_context: {key}={context[key]!r} does not belong to volume "
+                      f"{volume.encode()}")
+    vers = context.get(params.VERS, "4")
+    check_capabilities(request.volume_capabilities, vers if vers in params.NFS_VERSIONS else "4")
+
+
+def _zones_of(topologies) -> list[str]:
+    """The zone segments of a list of CSI topologies, in order, without repeats."""
+    return list(dict.fromkeys(t.segments[TOPOLOGY_ZONE_KEY] for t in topologies
+                              if t.segments.get(TOPOLOGY_ZONE_KEY)))
 
 
 def _missing(field: str) -> ControllerError:
@@ -118,16 +171,24 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
             raise invalid(f"secrets: give both {SECRET_ID_KEY} and {SECRET_KEY_KEY}, or neither")
         return self.client.with_credentials(secret_id.strip(), secret_key.strip())
 
-    def _zone(self, fs_params: params.FilesystemParams, requirements) -> str:
+    def _zone(self, fs_params: params.FilesystemParams, requirements) -> tuple[str, frozenset[str] | None]:
+        """The zone to create in, and the zones an existing file system may be in.
+
+        CSI: the volume MUST be accessible from one of the requisite topologies, and the SP
+        tries the preferred ones first; without requisite topologies any zone will do."""
+        requisite = _zones_of(requirements.requisite)
         if fs_params.zone:
-            return fs_params.zone
-        for topology in (*requirements.preferred, *requirements.requisite):
-            if topology.segments.get(TOPOLOGY_ZONE_KEY):
-                return topology.segments[TOPOLOGY_ZONE_KEY]
-        if self.zone:
-            return self.zone
-        raise invalid(f"no zone: set the StorageClass parameter {params.ZONE}, a topology "
-                      f"requirement on {TOPOLOGY_ZONE_KEY}, or the driver's --zone")
+            if requisite and fs_params.zone not in requisite:
+                raise invalid(f"parameter {params.ZONE}={fs_params.zone} is outside the topology "
+                              f"requirement (requisite {TOPOLOGY_ZONE_KEY}: {', '.join(requisite)})")
+            return fs_params.zone, frozenset({fs_params.zone})
+        accepted = frozenset(requisite) if requisite else None
+        candidates = [*_zones_of(requirements.preferred), *requisite, self.zone]
+        zone = next((z for z in candidates if z and (accepted is None or z in accepted)), "")
+        if not zone:
+            raise invalid(f"no zone: set the StorageClass parameter {params.ZONE}, a topology "
+                          f"requirement on {TOPOLOGY_ZONE_KEY}, or the driver's --zone")
+        return zone, accepted
 
     def _decode_existing(self, volume_id: str) -> FilesystemVolume | SubdirVolume:
         try:
@@ -154,6 +215,8 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
         with abort_on_error(context):
             if not request.name:
                 raise _missing("name")
+            if request.mutable_parameters:
+                raise invalid(MUTABLE_PARAMETERS_REFUSED)
             mode = params.provisioning_mode(request.parameters)
             client = self._client(request.secrets)
             with self.locks.hold_or_abort(context, request.name):
@@ -166,24 +229,25 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
     def _create_filesystem(self, client: CfsClient, request) -> csi_pb2.Volume:
         fs_params = params.parse_filesystem(request.parameters, self.default_allowed_clients)
         check_capabilities(request.volume_capabilities, fs_params.vers)
+        check_read_only_rules(request.volume_capabilities, fs_params)
         nfs_mount_options(fs_params.vers, [fs_params.mount_options])
         size_gb = size_limit_gb(request.capacity_range.required_bytes,
                                 request.capacity_range.limit_bytes)
-        zone = self._zone(fs_params, request.accessibility_requirements)
+        zone, accepted_zones = self._zone(fs_params, request.accessibility_requirements)
         provision = ProvisionRequest(request.name, fs_params, zone, size_gb,
-                                     request.capacity_range.limit_bytes)
+                                     request.capacity_range.limit_bytes, accepted_zones)
         source = request.volume_content_source
-        clone_of = None
         if source.HasField("snapshot"):
             provision = self._from_snapshot(client, provision, source.snapshot.snapshot_id)
         elif source.HasField("volume"):
             clone_of = self._clone_source(client, source.volume.volume_id)
+            provision = dataclasses.replace(provision, clone_of=clone_of)
             if self.file_systems.find_by_name(client, provision.fs_name) is None:
                 snapshot_id = snapshots.temporary_for_clone(client, request.name, clone_of,
                                                             self.create_timeout)
                 provision = dataclasses.replace(provision, snapshot_id=snapshot_id)
         info = self.file_systems.provision(client, provision)
-        if clone_of:
+        if provision.clone_of:
             snapshots.drop_clone_snapshot(client, request.name)
         limit_gb = info.get("SizeLimit") or size_gb
         return csi_pb2.Volume(
@@ -191,14 +255,25 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
             capacity_bytes=limit_gb * GIB,
             volume_context=self.file_systems.volume_context(client, info, fs_params),
             content_source=source if source.ListFields() else None,
-            accessible_topology=[csi_pb2.Topology(segments={TOPOLOGY_ZONE_KEY: zone})])
+            # Where the file system really is (a retry may find it in another accepted zone).
+            accessible_topology=[csi_pb2.Topology(segments={TOPOLOGY_ZONE_KEY: info.get("Zone") or zone})])
 
     @staticmethod
     def _from_snapshot(client: CfsClient, provision: ProvisionRequest, snapshot_id: str) -> ProvisionRequest:
         if not snapshot_id:
             raise _missing("volume_content_source.snapshot.snapshot_id")
-        if not snapshots.is_snapshot_id(snapshot_id) or snapshots.describe(client, snapshot_id) is None:
+        info = snapshots.describe(client, snapshot_id) if snapshots.is_snapshot_id(snapshot_id) else None
+        if info is None:
             raise ControllerError(grpc.StatusCode.NOT_FOUND, f"source snapshot {snapshot_id} not found")
+        status = info.get("Status")
+        if status in snapshots.SNAPSHOT_FAILED:
+            raise invalid(f"volume_content_source: snapshot {snapshot_id} is {status} and can "
+                          "never seed a volume; use another source")
+        if status != snapshots.SNAPSHOT_AVAILABLE:
+            # It becomes usable by itself: a retryable code, and nothing is created meanwhile.
+            raise ControllerError(grpc.StatusCode.ABORTED,
+                                  f"source snapshot {snapshot_id} is not ready to use yet ({status}); "
+                                  "retry once it is available")
         return dataclasses.replace(provision, snapshot_id=snapshot_id)
 
     def _clone_source(self, client: CfsClient, volume_id: str) -> str:
@@ -273,23 +348,25 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
         with abort_on_error(context):
             if not request.volume_id:
                 raise _missing("volume_id")
-            if not request.HasField("capacity_range"):
-                raise _missing("capacity_range")
+            required, limit = request.capacity_range.required_bytes, request.capacity_range.limit_bytes
+            if not (required or limit):
+                # CSI CapacityRange: at least one of the two MUST be specified.
+                raise _missing("capacity_range (required_bytes or limit_bytes)")
             if request.HasField("volume_capability"):
                 check_capabilities([request.volume_capability])
-            required, limit = request.capacity_range.required_bytes, request.capacity_range.limit_bytes
             size_gb = size_limit_gb(required, limit)
             client = self._client(request.secrets)
             volume = self._decode_existing(request.volume_id)
             with self.locks.hold_or_abort(context, request.volume_id):
                 if isinstance(volume, SubdirVolume):
-                    # CFS has no directory quotas: record the size so it is reported, enforce nothing.
-                    capacity = required or limit
+                    # CFS has no directory quotas: record the size so it is reported, enforce
+                    # nothing; like a file system, the recorded size never shrinks.
                     with self.shares.open(volume.share) as root:
+                        capacity = max(required or limit, subdir.recorded_capacity(root, volume.path))
                         subdir.record_capacity(root, volume.path, capacity)
                 else:
-                    self._file_system(client, volume)
-                    capacity = self.file_systems.expand(client, volume.file_system_id, size_gb) * GIB
+                    info = self._file_system(client, volume)
+                    capacity = self.file_systems.expand(client, info, size_gb) * GIB
             return csi_pb2.ControllerExpandVolumeResponse(capacity_bytes=capacity,
                                                           node_expansion_required=False)
 
@@ -331,9 +408,10 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
             else:
                 self._file_system(client, volume)
             try:
-                check_capabilities(request.volume_capabilities)
-            except ControllerError as err:
+                _check_validation_request(volume, request, self.default_allowed_clients)
+            except (ControllerError, params.ParameterError, MountOptionError) as err:
                 return csi_pb2.ValidateVolumeCapabilitiesResponse(message=str(err))
+            # Confirmed echoes only what was checked above: capabilities, parameters, context.
             return csi_pb2.ValidateVolumeCapabilitiesResponse(
                 confirmed=csi_pb2.ValidateVolumeCapabilitiesResponse.Confirmed(
                     volume_context=request.volume_context,
@@ -386,8 +464,7 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
                               "volumes can be snapshotted")
             with self.locks.hold_or_abort(context, request.name):
                 self._file_system(client, volume)
-                info = snapshots.create(client, snapshots.snapshot_name(request.name),
-                                        volume.file_system_id)
+                info = snapshots.create(client, snapshots.snapshot_name(request.name), volume)
             snapshot = snapshots.to_csi(info)
             snapshot.source_volume_id = request.source_volume_id
             return csi_pb2.CreateSnapshotResponse(snapshot=snapshot)

@@ -18,7 +18,7 @@ from cfs_cloud import CfsClient
 from cfs_cloud.errors import CfsError, CfsNetworkError, CfsNotFound, FileSystemCreateFailed, WaitTimeout
 
 from cfs_csi import params
-from cfs_csi.pgroups import ManagedGroups
+from cfs_csi.pgroups import ManagedGroups, managed_group_name
 from cfs_csi.rpc_errors import ControllerError, invalid
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,7 @@ STATE_AVAILABLE = "available"
 STATE_CREATE_FAILED = "create_failed"
 RELEASED_PREFIX = "released-"
 PGROUP_NOT_FOUND = "ResourceNotFound.PgroupNotFound"
+SNAPSHOT_IN_PROGRESS = "InvalidParameterValue.SnapSrcFsBusy"
 
 
 def cfs_name(prefix: str, volume_name: str) -> str:
@@ -41,11 +42,13 @@ def cfs_name(prefix: str, volume_name: str) -> str:
 
 
 def check_capacity_range(required_bytes: int, limit_bytes: int) -> None:
+    """CSI CapacityRange: 0 means unspecified; a range no size can satisfy is OUT_OF_RANGE."""
     if required_bytes < 0 or limit_bytes < 0:
         raise invalid("capacity_range: required_bytes and limit_bytes must not be negative")
     if limit_bytes and required_bytes > limit_bytes:
-        raise invalid(f"capacity_range: required_bytes {required_bytes} exceeds "
-                      f"limit_bytes {limit_bytes}")
+        raise ControllerError(grpc.StatusCode.OUT_OF_RANGE,
+                              f"capacity_range: required_bytes {required_bytes} exceeds "
+                              f"limit_bytes {limit_bytes}")
 
 
 def size_limit_gb(required_bytes: int, limit_bytes: int) -> int:
@@ -61,6 +64,16 @@ def size_limit_gb(required_bytes: int, limit_bytes: int) -> int:
                               f"capacity_range: {gb} GB exceeds the CFS maximum of "
                               f"{MAX_FS_LIMIT_GB} GB")
     return gb
+
+
+def _source_problems(snap_id: str | None, request: ProvisionRequest) -> list[str]:
+    """How an existing file system's source differs from the request's. A clone's temporary
+    snapshot is gone once the clone is done, so a clone is known by having some SnapId."""
+    if request.clone_of:
+        return [] if snap_id else [f"source none (asked a clone of {request.clone_of})"]
+    if snap_id != request.snapshot_id:
+        return [f"source snapshot {snap_id or 'none'} (asked {request.snapshot_id or 'none'})"]
+    return []
 
 
 def describe_by_id(iterate, id_key: str, resource_id: str) -> dict | None:
@@ -88,7 +101,11 @@ class ProvisionRequest:
     zone: str
     size_gb: int
     limit_bytes: int
+    # Zones an existing file system of this name may be in: the `zone` parameter, else the
+    # requisite topologies; None = any (CSI: "accessible from accessibility_requirements").
+    accepted_zones: frozenset[str] | None = None
     snapshot_id: str | None = None     # restore from this CFS snapshot
+    clone_of: str | None = None        # clone of this FileSystemId (through snapshot_id)
 
     @property
     def fs_name(self) -> str:
@@ -148,17 +165,19 @@ class FileSystems:
         problems = []
         if info.get("StorageType") and info["StorageType"] != fs_params.storage_type:
             problems.append(f"storageType {info['StorageType']} (asked {fs_params.storage_type})")
-        if info.get("Zone") and info["Zone"] != request.zone:
-            problems.append(f"zone {info['Zone']} (asked {request.zone})")
+        if info.get("Zone") and request.accepted_zones is not None \
+                and info["Zone"] not in request.accepted_zones:
+            problems.append(f"zone {info['Zone']} (asked {', '.join(sorted(request.accepted_zones))})")
         if (info.get("VpcId") or None) != fs_params.vpc_id:
             problems.append(f"VPC {info.get('VpcId') or 'none (BASIC)'} "
                             f"(asked {fs_params.vpc_id or 'none (BASIC)'})")
-        group_id = (info.get("PGroup") or {}).get("PGroupId")
-        if fs_params.pgroup_id and group_id != fs_params.pgroup_id:
-            problems.append(f"permission group {group_id} (asked {fs_params.pgroup_id})")
-        if request.snapshot_id and info.get("SnapId") != request.snapshot_id:
-            problems.append(f"source snapshot {info.get('SnapId') or 'none'} "
-                            f"(asked {request.snapshot_id})")
+        group = info.get("PGroup") or {}
+        if fs_params.pgroup_id and group.get("PGroupId") != fs_params.pgroup_id:
+            problems.append(f"permission group {group.get('PGroupId')} (asked {fs_params.pgroup_id})")
+        if not fs_params.pgroup_id and group.get("Name") != managed_group_name(fs_params.access_rules):
+            problems.append(f"permission group {group.get('PGroupId')} ({group.get('Name')}), not "
+                            f"the managed group of the asked rules")
+        problems += _source_problems(info.get("SnapId") or None, request)
         current = info.get("SizeLimit") or 0
         if request.size_gb and current and (
                 current < request.size_gb
@@ -268,6 +287,14 @@ class FileSystems:
             client.call("DeleteCfsFileSystem", {"FileSystemId": fs_id})
         except CfsNotFound:
             pass
+        except CfsError as err:
+            if err.code != SNAPSHOT_IN_PROGRESS:
+                raise
+            # CSI DeleteVolume: a volume that cannot go because of its snapshots is left as it
+            # is and answered FAILED_PRECONDITION (finished CFS snapshots never block a delete).
+            raise ControllerError(grpc.StatusCode.FAILED_PRECONDITION,
+                                  f"file system {fs_id} has a snapshot being created; delete it "
+                                  f"once the snapshot is available ({err})") from None
         group = info.get("PGroup") or {}
         if group.get("PGroupId"):
             self.groups.release(client, group["PGroupId"], group.get("Name", ""))
@@ -286,13 +313,14 @@ class FileSystems:
         log.info("retained file system %s as released", fs_id)
 
     @staticmethod
-    def expand(client: CfsClient, fs_id: str, size_gb: int) -> int:
-        """Grow the size limit; never shrinks. Returns the resulting limit in GB."""
-        info = FileSystems.describe(client, fs_id)
-        if info is None:
-            raise ControllerError(grpc.StatusCode.NOT_FOUND, f"file system {fs_id} does not exist")
+    def expand(client: CfsClient, info: dict, size_gb: int) -> int:
+        """Grow the size limit; never shrinks. Returns the resulting capacity in GB.
+
+        A file system without a limit (SizeLimit 0) already holds any size: it stays unlimited
+        and the asked size is reported."""
         current = info.get("SizeLimit") or 0
-        if current and current >= size_gb:
-            return current
-        client.call("UpdateCfsFileSystemSizeLimit", {"FileSystemId": fs_id, "FsLimit": size_gb})
+        if not current or current >= size_gb:
+            return current or size_gb
+        client.call("UpdateCfsFileSystemSizeLimit",
+                    {"FileSystemId": info["FileSystemId"], "FsLimit": size_gb})
         return size_gb

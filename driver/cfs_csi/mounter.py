@@ -30,6 +30,9 @@ T = TypeVar("T")
 
 MOUNTINFO = "/proc/self/mountinfo"
 NFS_FSTYPES = ("nfs", "nfs4")
+# What a mount whose server lost the handle or the connection answers; such a mount never
+# recovers by itself and must be mounted again.
+CORRUPTED_ERRNOS = frozenset({errno.ESTALE, errno.ENOTCONN, errno.EIO, errno.EHOSTDOWN})
 # After SIGKILL a process stuck in the kernel may linger; wait this long, then move on.
 REAP_GRACE_SECONDS = 1.0
 
@@ -129,10 +132,32 @@ class MountTable:
             return self._lines
 
 
+class _Probe:
+    """One file-system query running in its own thread; callers wait for `done`."""
+
+    def __init__(self, name: str, call: Callable[[], Any]):
+        self.done = threading.Event()
+        self.result: Any = None
+        self.error: OSError | None = None
+        self.thread = threading.Thread(target=self._run, args=(call,), name=name, daemon=True)
+
+    def _run(self, call: Callable[[], Any]) -> None:
+        try:
+            self.result = call()
+        except OSError as err:
+            self.error = err
+        finally:
+            self.done.set()
+
+
 class Mounter:
     def __init__(self, timeout: float, mount_table: MountTable | None = None):
         self.timeout = timeout
         self.mount_table = mount_table or MountTable()
+        # Queries still running per (query, path): a caller joins the running one, so a dead
+        # server strands at most one thread per path instead of one per kubelet poll.
+        self._probes: dict[tuple[str, str], _Probe] = {}
+        self._probes_lock = threading.Lock()
 
     # --- running commands --------------------------------------------------------------
     def run(self, argv: list[str]) -> str:
@@ -202,7 +227,9 @@ class Mounter:
         """Unmount everything stacked at `target`; False when nothing was mounted there.
 
         A plain umount that fails or hangs (server gone, stale handle, busy) is followed by a
-        forced, lazy one, which detaches the mount at once; the kernel finishes it later.
+        forced, lazy one, which detaches the mount at once; the kernel finishes it later. That
+        one touches nothing that can hang on a dead server: no stat of the path
+        (--no-canonicalize) and no umount.nfs helper, which tells an NFSv3 server (--internal-only).
         """
         unmounted = False
         while self.find_mount(target) is not None:
@@ -210,7 +237,8 @@ class Mounter:
                 self.run(["umount", target])
             except (CommandFailed, CommandTimeout) as err:
                 log.warning("umount %s: %s; forcing a lazy unmount", target, err)
-                self.run(["umount", "-f", "-l", target])
+                self.run(["umount", "--force", "--lazy", "--no-canonicalize", "--internal-only",
+                          target])
             unmounted = True
         return unmounted
 
@@ -221,29 +249,43 @@ class Mounter:
     def is_directory(self, path: str) -> bool:
         return self._bounded("stat", os.path.isdir, path)
 
+    def is_corrupted(self, path: str) -> bool:
+        """True when the mount at `path` answers with a stale handle or a lost connection.
+
+        A hung query is not "corrupted": mounting again would hang the same way.
+        """
+        try:
+            self.statvfs(path)
+        except CommandTimeout:
+            return False
+        except OSError as err:
+            return err.errno in CORRUPTED_ERRNOS
+        return False
+
     def _bounded(self, what: str, call: Callable[[str], T], path: str) -> T:
         """call(path) under the timeout: on a dead hard-mounted NFS server it blocks in the kernel.
 
         The call runs in a daemon thread; on timeout that thread is abandoned (a thread blocked
-        in the kernel cannot be killed) and CommandTimeout is raised. OSError passes through.
+        in the kernel cannot be killed) and CommandTimeout is raised. While it stays blocked,
+        later calls for the same path wait on it instead of starting another thread.
+        OSError passes through.
         """
-        outcome: dict[str, Any] = {}
-
-        def probe() -> None:
-            try:
-                outcome["result"] = call(path)
-            except OSError as err:
-                outcome["error"] = err
-
-        worker = threading.Thread(target=probe, name=f"{what} {path}", daemon=True)
-        worker.start()
-        worker.join(self.timeout)
-        if worker.is_alive():
+        key = (what, path)
+        with self._probes_lock:
+            probe = self._probes.get(key)
+            if probe is None or probe.done.is_set():
+                probe = _Probe(f"{what} {path}", lambda: call(path))
+                self._probes[key] = probe
+                probe.thread.start()
+        finished = probe.done.wait(self.timeout)
+        with self._probes_lock:
+            if probe.done.is_set() and self._probes.get(key) is probe:
+                del self._probes[key]
+        if not finished:
             raise CommandTimeout([what, path], self.timeout)
-        if "error" in outcome:
-            raise outcome["error"]
-        return outcome["result"]
-
+        if probe.error is not None:
+            raise probe.error
+        return probe.result
 
 def nfs_mount_command(server: str, export_path: str, target: str, options: list[str]) -> list[str]:
     return ["mount", "-t", "nfs", "-o", ",".join(options), f"{server}:{export_path}", target]

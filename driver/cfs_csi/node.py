@@ -4,8 +4,11 @@
   options (mount_options.py), after a short TCP connect to the server's NFS port so an
   unreachable mount target fails fast with UNAVAILABLE instead of hanging in mount.
 - NodePublishVolume bind-mounts the staging path (plus the volume's `subPath`) onto the target,
-  read-only when asked. Inline ephemeral volumes (no staging path, the pod spec's
-  volumeAttributes in the context) are mounted over NFS directly at the target.
+  read-only when asked or when the access mode is a reader-only one (which also stages
+  read-only). Inline ephemeral volumes (no staging path, the pod spec's volumeAttributes in
+  the context) are mounted over NFS directly at the target.
+- A mount found at the staging or target path that answers with a stale handle or a lost
+  connection is unmounted and mounted again, instead of being reported as already done.
 - Unpublish/unstage unmount (forcing a lazy unmount when the server is gone) and remove the
   directory; missing and unmounted paths are already done.
 - NodeGetVolumeStats reports statvfs bytes and inodes, or an abnormal condition when the server
@@ -20,6 +23,7 @@ every mount command runs under the mount timeout, so a hung one never blocks oth
 from __future__ import annotations
 
 import dataclasses
+import errno
 import functools
 import logging
 import os
@@ -49,9 +53,16 @@ CONTEXT_PATH = "path"
 CONTEXT_VERS = params.VERS
 CONTEXT_MOUNT_OPTIONS = params.MOUNT_OPTIONS
 CONTEXT_SUB_PATH = "subPath"
+CONTEXT_KEYS = (CONTEXT_SERVER, CONTEXT_FSID, CONTEXT_PATH, CONTEXT_VERS, params.FILE_SYSTEM_ID,
+                CONTEXT_MOUNT_OPTIONS, CONTEXT_SUB_PATH)
+# Kubernetes adds prefixed keys of its own: the kubelet's pod info (podInfoOnMount) and
+# `csi.storage.k8s.io/ephemeral`, the provisioner's `storage.kubernetes.io/csiProvisionerIdentity`.
+# Only unprefixed keys are ours, so only those can be typos.
+KUBERNETES_KEY_SEPARATOR = "/"
 EPHEMERAL_KEY = "csi.storage.k8s.io/ephemeral"
 
 Mode = csi_pb2.VolumeCapability.AccessMode.Mode
+READER_ONLY_MODES = (Mode.SINGLE_NODE_READER_ONLY, Mode.MULTI_NODE_READER_ONLY)
 NODE_CAPABILITIES = (
     csi_pb2.NodeServiceCapability.RPC.STAGE_UNSTAGE_VOLUME,
     csi_pb2.NodeServiceCapability.RPC.GET_VOLUME_STATS,
@@ -81,6 +92,10 @@ class NfsVolume:
     def source(self) -> str:
         return f"{self.server}:{self.export_path}"
 
+    @property
+    def read_only(self) -> bool:
+        return "ro" in self.options.options
+
 
 def export_path(vers: str, fsid: str, path: str) -> str:
     """The docs' mount source path: v4 `/<path>`, v3 `/<fsid>/<path>` (path relative, may be "")."""
@@ -102,6 +117,12 @@ def _relative_path(context: Mapping[str, str], key: str) -> str:
 def nfs_volume(context: Mapping[str, str], mount_flags: Iterable[str] = (),
                extra_options: Iterable[str] = ()) -> NfsVolume:
     """Read the volume context (or static-PV attributes); INVALID_ARGUMENT names a bad key."""
+    unknown = sorted(key for key in context
+                     if KUBERNETES_KEY_SEPARATOR not in key and key not in CONTEXT_KEYS)
+    if unknown:
+        raise NodeError(grpc.StatusCode.INVALID_ARGUMENT,
+                        f"volume context key {unknown[0]!r} is unknown; allowed keys: "
+                        f"{', '.join(CONTEXT_KEYS)}")
     server = context.get(CONTEXT_SERVER, "")
     if not server:
         raise NodeError(grpc.StatusCode.INVALID_ARGUMENT,
@@ -163,6 +184,18 @@ def _require(value: str, field: str) -> str:
     return value
 
 
+def _absolute(path: str, field: str) -> str:
+    """The spec's paths are absolute; a relative one would land below the plugin's cwd."""
+    if path and not os.path.isabs(path):
+        raise NodeError(grpc.StatusCode.INVALID_ARGUMENT,
+                        f"{field} {path!r} is not an absolute path")
+    return path
+
+
+def _require_path(path: str, field: str) -> str:
+    return _absolute(_require(path, field), field)
+
+
 def _check_capability(request, field: str = "volume_capability") -> None:
     if not request.HasField(field):
         raise NodeError(grpc.StatusCode.INVALID_ARGUMENT, f"{field} missing in request")
@@ -171,10 +204,30 @@ def _check_capability(request, field: str = "volume_capability") -> None:
         raise NodeError(grpc.StatusCode.INVALID_ARGUMENT,
                         "block access type is not supported: CFS is a file system; use "
                         "volumeMode: Filesystem (access type mount)")
+    if not capability.HasField("mount"):
+        raise NodeError(grpc.StatusCode.INVALID_ARGUMENT,
+                        f"{field}.access_type missing in request; allowed: mount")
+    if capability.mount.volume_mount_group:
+        # Not advertised (VOLUME_MOUNT_GROUP): NFS has no mount option that sets a group, so the
+        # kubelet applies fsGroup itself (CSIDriver fsGroupPolicy: File).
+        raise NodeError(grpc.StatusCode.INVALID_ARGUMENT,
+                        f"{field}.mount.volume_mount_group is not supported: NFS cannot mount "
+                        "with a group id; leave it empty (the CSIDriver's fsGroupPolicy File "
+                        "makes the kubelet apply fsGroup)")
     if capability.access_mode.mode == Mode.UNKNOWN:
         raise NodeError(grpc.StatusCode.INVALID_ARGUMENT,
                         f"{field}.access_mode missing in request; allowed: "
                         f"{', '.join(name for name in Mode.keys() if name != 'UNKNOWN')}")
+
+
+def _read_only(request) -> bool:
+    """Publish read-only when asked, and always for the reader-only access modes (ROX)."""
+    return request.readonly or request.volume_capability.access_mode.mode in READER_ONLY_MODES
+
+
+def _requested_volume(request, read_only: bool) -> NfsVolume:
+    return nfs_volume(request.volume_context, request.volume_capability.mount.mount_flags,
+                      extra_options=["ro"] if read_only else [])
 
 
 class NodeServicer(csi_pb2_grpc.NodeServicer):
@@ -203,9 +256,11 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
     @_rpc
     def NodeStageVolume(self, request, context):
         volume_id = _require(request.volume_id, "volume_id")
-        staging = _require(request.staging_target_path, "staging_target_path")
+        staging = _require_path(request.staging_target_path, "staging_target_path")
         _check_capability(request)
-        volume = nfs_volume(request.volume_context, request.volume_capability.mount.mount_flags)
+        # A reader-only volume is mounted read-only once for the node: no pod can write to it.
+        volume = _requested_volume(
+            request, request.volume_capability.access_mode.mode in READER_ONLY_MODES)
         with self._hold(context, volume_id, staging):
             self._mount_nfs_once(volume, staging)
         return csi_pb2.NodeStageVolumeResponse()
@@ -213,7 +268,7 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
     @_rpc
     def NodeUnstageVolume(self, request, context):
         volume_id = _require(request.volume_id, "volume_id")
-        staging = _require(request.staging_target_path, "staging_target_path")
+        staging = _require_path(request.staging_target_path, "staging_target_path")
         with self._hold(context, volume_id, staging):
             self._unmount_and_remove(staging)
         return csi_pb2.NodeUnstageVolumeResponse()
@@ -222,23 +277,26 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
     @_rpc
     def NodePublishVolume(self, request, context):
         volume_id = _require(request.volume_id, "volume_id")
-        target = _require(request.target_path, "target_path")
+        target = _require_path(request.target_path, "target_path")
+        _absolute(request.staging_target_path, "staging_target_path")
         _check_capability(request)
+        if not request.staging_target_path and request.volume_context.get(EPHEMERAL_KEY) != "true":
+            # The spec's code for a plugin with STAGE_UNSTAGE_VOLUME called without the path.
+            raise NodeError(grpc.StatusCode.FAILED_PRECONDITION,
+                            "staging_target_path missing in request: NodeStageVolume must "
+                            "succeed first (only inline ephemeral volumes, volume context "
+                            f"{EPHEMERAL_KEY}=true, are published without it)")
         with self._hold(context, volume_id, target):
             if request.staging_target_path:
-                self._bind_staged(volume_id, request, target)
-            elif request.volume_context.get(EPHEMERAL_KEY) == "true":
-                self._mount_inline(request, target)
+                self._bind_staged(context, volume_id, request, target)
             else:
-                raise NodeError(grpc.StatusCode.INVALID_ARGUMENT,
-                                "staging_target_path missing in request (only inline ephemeral "
-                                "volumes are published without NodeStageVolume)")
+                self._mount_inline(request, target)
         return csi_pb2.NodePublishVolumeResponse()
 
     @_rpc
     def NodeUnpublishVolume(self, request, context):
         volume_id = _require(request.volume_id, "volume_id")
-        target = _require(request.target_path, "target_path")
+        target = _require_path(request.target_path, "target_path")
         with self._hold(context, volume_id, target):
             self._unmount_and_remove(target)
         return csi_pb2.NodeUnpublishVolumeResponse()
@@ -247,7 +305,7 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
     @_rpc
     def NodeGetVolumeStats(self, request, context):
         volume_id = _require(request.volume_id, "volume_id")
-        path = _require(request.volume_path, "volume_path")
+        path = _require_path(request.volume_path, "volume_path")
         entry = self.mounter.find_mount(path)
         if entry is None:
             state = "is not a mount point" if os.path.exists(path) else "does not exist"
@@ -286,7 +344,7 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
     # --- helpers -----------------------------------------------------------------------
     def _hold(self, context: grpc.ServicerContext, volume_id: str, path: str):
         """One operation per volume and path at a time; a concurrent one gets ABORTED."""
-        return self.locks.hold_or_abort(context, f"{volume_id}@{path}")
+        return self.locks.hold_or_abort(context, f"{volume_id}@{os.path.normpath(path)}")
 
     def _unreachable(self, server: str) -> str:
         """'' when a TCP connect to the NFS port succeeds, else why it failed."""
@@ -300,24 +358,49 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
         existing = self.mounter.find_mount(target)
         if existing is not None:
             mounted_from = self.mounter.nfs_source(existing)
-            if mounted_from == volume.source:
+            if mounted_from != volume.source:
+                raise NodeError(grpc.StatusCode.ALREADY_EXISTS,
+                                f"{target} is already mounted from "
+                                f"{mounted_from or existing.source}, not {volume.source}")
+            if existing.read_only != volume.read_only:
+                raise NodeError(grpc.StatusCode.ALREADY_EXISTS,
+                                f"{target} is already mounted {_access(existing.read_only)} from "
+                                f"{volume.source}, not {_access(volume.read_only)}")
+            if not self.mounter.is_corrupted(target):
                 return
-            raise NodeError(grpc.StatusCode.ALREADY_EXISTS,
-                            f"{target} is already mounted from {mounted_from or existing.source}, "
-                            f"not {volume.source}")
+            log.warning("%s (from %s) has a stale handle or lost its connection; mounting it "
+                        "again", target, volume.source)
+            self.mounter.unmount(target)
         problem = self._unreachable(volume.server)
         if problem:
             raise NodeError(grpc.StatusCode.UNAVAILABLE,
                             f"{problem}; check the mount target IP, the security group and that "
                             "the node is in the file system's VPC")
-        self.mounter.mount_nfs(volume.server, volume.export_path, target, list(volume.options.options))
+        try:
+            self.mounter.mount_nfs(volume.server, volume.export_path, target,
+                                   list(volume.options.options))
+        except CommandFailed as err:
+            raise _refused_mount(volume, err) from None
 
-    def _bind_staged(self, volume_id: str, request, target: str) -> None:
+    def _bind_staged(self, context: grpc.ServicerContext, volume_id: str, request,
+                     target: str) -> None:
         staging = request.staging_target_path
+        read_only = _read_only(request)
         staged = self.mounter.find_mount(staging)
         if staged is None:
             raise NodeError(grpc.StatusCode.FAILED_PRECONDITION,
                             f"volume {volume_id} is not staged at {staging}: NodeStageVolume first")
+        if staged.read_only and not read_only:
+            raise NodeError(grpc.StatusCode.FAILED_PRECONDITION,
+                            f"volume {volume_id} is staged read-only at {staging} (reader-only "
+                            "access mode); it cannot be published read-write")
+        if self.mounter.is_corrupted(staging):
+            # The kubelet stages once per node; heal the staged mount for the pods to come.
+            log.warning("staged mount %s of volume %s is stale; mounting it again", staging,
+                        volume_id)
+            with self._hold(context, volume_id, staging):  # pods publishing meanwhile: ABORTED
+                self._mount_nfs_once(_requested_volume(request, staged.read_only), staging)
+            staged = self.mounter.find_mount(staging)
         sub_path = _relative_path(request.volume_context, CONTEXT_SUB_PATH)
         source = os.path.join(staging, sub_path) if sub_path else staging
         if not self.mounter.is_directory(source):
@@ -326,19 +409,22 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
                             f"{what} of volume {volume_id} is not an accessible directory")
         expected_root = posixpath.normpath(posixpath.join(staged.root, sub_path))
         existing = self.mounter.find_mount(target)
-        if existing is not None:
+        if existing is not None and self.mounter.is_corrupted(target):
+            # A bind of a mount that went stale (or was mounted again since): bind afresh.
+            log.warning("%s is a stale bind of volume %s; binding it again", target, volume_id)
+            self.mounter.unmount(target)
+        elif existing is not None:
             if (existing.device, existing.root, existing.read_only) == (
-                    staged.device, expected_root, request.readonly):
+                    staged.device, expected_root, read_only):
                 return
             raise NodeError(grpc.StatusCode.ALREADY_EXISTS,
                             f"{target} is already mounted, but not as a "
-                            f"{'read-only' if request.readonly else 'read-write'} bind of {source}")
+                            f"{_access(read_only)} bind of {source}")
         os.makedirs(target, exist_ok=True)
-        self.mounter.bind_mount(source, target, read_only=request.readonly)
+        self.mounter.bind_mount(source, target, read_only=read_only)
 
     def _mount_inline(self, request, target: str) -> None:
-        volume = nfs_volume(request.volume_context, request.volume_capability.mount.mount_flags,
-                            extra_options=["ro"] if request.readonly else [])
+        volume = _requested_volume(request, _read_only(request))
         # Inline volumes have no staging mount: the sub-path goes into the NFS source itself.
         if volume.sub_path:
             volume = dataclasses.replace(
@@ -354,6 +440,24 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
         except OSError as err:
             raise NodeError(grpc.StatusCode.INTERNAL,
                             f"{path} is unmounted but cannot be removed: {err.strerror}") from None
+
+
+def _access(read_only: bool) -> str:
+    return "read-only" if read_only else "read-write"
+
+
+def _refused_mount(volume: NfsVolume, err: CommandFailed) -> Exception:
+    """The spec's code for what mount.nfs reports: a missing path is NOT_FOUND."""
+    if os.strerror(errno.ENOENT) in err.stderr:
+        return NodeError(grpc.StatusCode.NOT_FOUND,
+                         f"{volume.export_path} does not exist on NFS server {volume.server}; "
+                         f"check the volume's path (and fsid for NFSv3): {err}")
+    if "access denied" in err.stderr:
+        return NodeError(grpc.StatusCode.PERMISSION_DENIED,
+                         f"NFS server {volume.server} refused {volume.source}: the file "
+                         "system's permission group does not allow this node's address, or the "
+                         f"path is not exported: {err}")
+    return err
 
 
 def _abnormal(message: str) -> csi_pb2.NodeGetVolumeStatsResponse:

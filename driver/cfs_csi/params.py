@@ -46,7 +46,8 @@ PV_NAME_KEY = "csi.storage.k8s.io/pv/name"
 MODE_FILESYSTEM = "filesystem"
 MODE_SUBDIR = "subdir"
 STORAGE_TYPES = ("SD", "HP")
-RW_PERMISSIONS = ("RO", "RW")
+READ_ONLY, READ_WRITE = "RO", "RW"
+RW_PERMISSIONS = (READ_ONLY, READ_WRITE)
 USER_PERMISSIONS = ("all_squash", "no_all_squash", "root_squash", "no_root_squash")
 NFS_VERSIONS = ("3", "4")
 ON_DELETE_DELETE = "delete"
@@ -215,7 +216,7 @@ def parse_filesystem(params: dict, default_allowed_clients: str = "") -> Filesys
             "(those describe a managed permission group)")
     rules: tuple[AccessRule, ...] = ()
     if not pgroup_id:
-        rw = _choice(params, RW_PERMISSION, RW_PERMISSIONS, "RW")
+        rw = _choice(params, RW_PERMISSION, RW_PERMISSIONS, READ_WRITE)
         user = _choice(params, USER_PERMISSION, USER_PERMISSIONS, "no_root_squash")
         clients = _parse_clients(params.get(ALLOWED_CLIENTS, default_allowed_clients))
         if not clients:

@@ -27,6 +27,12 @@ from cfs_csi.volume_id import FilesystemVolume
 log = logging.getLogger(__name__)
 
 SNAPSHOT_AVAILABLE = "available"
+# SnapshotInfo.Status of a snapshot that will never become available (the file-system spelling
+# too, as cfs_cloud's waiter accepts it). Other states (creating, deleting, ...) are transient.
+SNAPSHOT_FAILED = frozenset({"create-failed", "create_failed", "failed"})
+# The source volume's delete policy is not in the FileSystemInfo, so a snapshot remembers it in
+# a tag: ListSnapshots / GetSnapshot then report the exact source_volume_id CreateSnapshot did.
+ON_DELETE_TAG = "cfs-csi.onDelete"
 SNAPSHOT_ID_RE = re.compile(r"^cfssnap-[a-z0-9]+$")
 MAX_SNAPSHOT_NAME = 64
 SNAPSHOT_PREFIX = "cfs-csi-"
@@ -57,10 +63,16 @@ def _timestamp(text: str | None) -> timestamp_pb2.Timestamp:
     return stamp
 
 
+def _source_on_delete(info: dict) -> str:
+    tags = {tag.get("TagKey"): tag.get("TagValue") for tag in info.get("Tags") or []}
+    policy = tags.get(ON_DELETE_TAG)
+    return policy if policy in params.FILESYSTEM_ON_DELETE else params.ON_DELETE_DELETE
+
+
 def to_csi(info: dict) -> csi_pb2.Snapshot:
     return csi_pb2.Snapshot(
         snapshot_id=info["SnapshotId"],
-        source_volume_id=FilesystemVolume(info["FileSystemId"]).encode(),
+        source_volume_id=FilesystemVolume(info["FileSystemId"], _source_on_delete(info)).encode(),
         size_bytes=int(info.get("Size") or 0) * MIB,  # SnapshotInfo.Size is in MiB
         creation_time=_timestamp(info.get("CreationTime")),
         ready_to_use=info.get("Status") == SNAPSHOT_AVAILABLE,
@@ -71,8 +83,13 @@ def describe(client: CfsClient, snapshot_id: str) -> dict | None:
     return describe_by_id(client.iter_snapshots, "SnapshotId", snapshot_id)
 
 
-def create(client: CfsClient, name: str, file_system_id: str) -> dict:
-    """The snapshot called `name` of `file_system_id`, created when missing (not awaited)."""
+def create(client: CfsClient, name: str, source: FilesystemVolume) -> dict:
+    """The snapshot called `name` of the source volume, created when missing (not awaited).
+
+    A snapshot of that name that failed is deleted and reported as an error (CSI: an error
+    during processing is an error, not a snapshot that never becomes ready); the next call
+    starts a new one."""
+    file_system_id = source.file_system_id
     found = client.find_snapshot_by_name(name)
     if found is not None:
         if found.get("FileSystemId") != file_system_id:
@@ -80,8 +97,17 @@ def create(client: CfsClient, name: str, file_system_id: str) -> dict:
                 grpc.StatusCode.ALREADY_EXISTS,
                 f"snapshot {name} exists as {found['SnapshotId']} of another volume "
                 f"(fs:{found.get('FileSystemId')})")
+        if found.get("Status") in SNAPSHOT_FAILED:
+            delete(client, found["SnapshotId"])
+            raise ControllerError(
+                grpc.StatusCode.INTERNAL,
+                f"snapshot {found['SnapshotId']} ({name}) of fs:{file_system_id} is "
+                f"{found.get('Status')}; it was deleted, a retry takes a new one")
         return found
-    reply = client.call("CreateCfsSnapshot", {"FileSystemId": file_system_id, "SnapshotName": name})
+    body = {"FileSystemId": file_system_id, "SnapshotName": name}
+    if source.on_delete != params.ON_DELETE_DELETE:
+        body["ResourceTags"] = [{"TagKey": ON_DELETE_TAG, "TagValue": source.on_delete}]
+    reply = client.call("CreateCfsSnapshot", body)
     log.info("created snapshot %s (%s) of %s", reply["SnapshotId"], name, file_system_id)
     return describe(client, reply["SnapshotId"]) or {
         "SnapshotId": reply["SnapshotId"], "FileSystemId": file_system_id, "SnapshotName": name}
@@ -97,7 +123,7 @@ def delete(client: CfsClient, snapshot_id: str) -> None:
 def temporary_for_clone(client: CfsClient, volume_name: str, source_fs_id: str,
                         timeout: float) -> str:
     """An available snapshot of the source to restore a clone from; reused by retries."""
-    info = create(client, snapshot_name(volume_name, CLONE_PREFIX), source_fs_id)
+    info = create(client, snapshot_name(volume_name, CLONE_PREFIX), FilesystemVolume(source_fs_id))
     if info.get("Status") == SNAPSHOT_AVAILABLE:
         return info["SnapshotId"]
     try:

@@ -6,12 +6,14 @@ plan and records each change.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
 from cfs_cloud import CfsClient, CfsInvalidParameter, CfsNotFound
 
 from cfs_operator.changes import ChangeLog
+from cfs_operator.lookup import find_one, locate
 from cfs_operator.plans import (
     CloudGroup, CloudRule, CreateRule, DeleteRule, UpdateRule, group_from_cloud, plan_group_update,
     plan_rules, rule_from_cloud, rule_params,
@@ -29,22 +31,13 @@ class GroupState:
 
 
 def describe_group(client: CfsClient, pgroup_id: str) -> CloudGroup | None:
-    try:
-        reply = client.call("DescribeCfsPGroups", {"PGroupId": pgroup_id})
-    except CfsNotFound:
-        return None
-    for raw in reply.get("PGroupList") or ():
-        if raw.get("PGroupId") == pgroup_id:
-            return group_from_cloud(raw)
-    return None
+    raw = find_one(client, "DescribeCfsPGroups", {"PGroupId": pgroup_id}, "PGroupList", "PGroupId", pgroup_id)
+    return None if raw is None else group_from_cloud(raw)
 
 
 def find_group_by_name(client: CfsClient, name: str) -> CloudGroup | None:
-    reply = client.call("DescribeCfsPGroups", {"Name": name})
-    for raw in reply.get("PGroupList") or ():
-        if raw.get("Name") == name:
-            return group_from_cloud(raw)
-    return None
+    raw = find_one(client, "DescribeCfsPGroups", {"Name": name}, "PGroupList", "Name", name)
+    return None if raw is None else group_from_cloud(raw)
 
 
 def describe_rules(client: CfsClient, pgroup_id: str) -> list[CloudRule]:
@@ -52,7 +45,9 @@ def describe_rules(client: CfsClient, pgroup_id: str) -> list[CloudRule]:
     return [rule_from_cloud(raw) for raw in reply.get("RuleList") or ()]
 
 
-def _create_group(client: CfsClient, spec: GroupSpec, resumed_create: bool, log: ChangeLog) -> CloudGroup:
+def _create_group(client: CfsClient, spec: GroupSpec, resumed_create: bool,
+                  log: ChangeLog) -> tuple[CloudGroup, bool]:
+    """(the group, whether it was created just now rather than found from an earlier attempt)."""
     params: dict[str, Any] = {"Name": spec.name}
     if spec.description is not None:
         params["DescInfo"] = spec.description
@@ -72,10 +67,10 @@ def _create_group(client: CfsClient, spec: GroupSpec, resumed_create: bool, log:
             ) from None
         log.cloud_id = existing.pgroup_id
         log.add("Adopted", f"found permission group {existing.pgroup_id} from an interrupted create")
-        return existing
+        return existing, False
     log.cloud_id = reply["PGroupId"]
     log.add("Created", f"created permission group {reply['PGroupId']} ({spec.name})")
-    return CloudGroup(reply["PGroupId"], spec.name, spec.description or "", 0)
+    return CloudGroup(reply["PGroupId"], spec.name, spec.description or "", 0), True
 
 
 def _apply_rules(client: CfsClient, group: CloudGroup, spec: GroupSpec,
@@ -114,23 +109,16 @@ def reconcile_group(client: CfsClient, spec: GroupSpec, status: dict[str, Any], 
 
     ``status`` is the resource's current status (the group id and any interrupted create).
     """
-    known_id = status.get("pGroupId")
-    if spec.adopt_id and known_id and spec.adopt_id != known_id:
-        raise SpecError("spec.pGroupId", f"cannot change from {known_id} to {spec.adopt_id}; "
-                                         "create a new resource to manage another group")
-    adopted = bool(spec.adopt_id) or bool(status.get("adopted"))
-    pgroup_id = known_id or spec.adopt_id
-    group = describe_group(client, pgroup_id) if pgroup_id else None
-    if pgroup_id and group is None and adopted:
-        raise SpecError("spec.pGroupId", f"permission group {pgroup_id} does not exist")
+    group, adopted = locate(
+        functools.partial(describe_group, client), known_id=status.get("pGroupId"), adopt_id=spec.adopt_id,
+        adopted_before=bool(status.get("adopted")), adopt_field="spec.pGroupId", noun="permission group", log=log)
+    fresh = False
     if group is None:
-        if pgroup_id:
-            log.add("GroupMissing", f"permission group {pgroup_id} was deleted outside the operator; recreating")
-        group = _create_group(client, spec, status.get("creating") == spec.name, log)
-        observed: list[CloudRule] = []
+        group, fresh = _create_group(client, spec, status.get("creating") == spec.name, log)
     else:
         log.cloud_id = group.pgroup_id
-        observed = describe_rules(client, group.pgroup_id)
+    # A group created just now has no rules yet: no need to ask.
+    observed = [] if fresh else describe_rules(client, group.pgroup_id)
     changes = plan_group_update(spec, group)
     if changes:
         client.call("UpdateCfsPGroup", {"PGroupId": group.pgroup_id, **changes})

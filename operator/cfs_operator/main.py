@@ -20,6 +20,20 @@ from cfs_operator.runtime import OperatorRuntime
 log = logging.getLogger("cfs_operator")
 
 
+def positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return value
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="cfs-operator",
@@ -36,11 +50,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="liveness endpoint, e.g. http://0.0.0.0:8081/healthz (default: off)")
     parser.add_argument("--metrics-address", metavar="HOST:PORT", default="",
                         help="serve Prometheus /metrics here (default: off)")
-    parser.add_argument("--drift-interval", type=float, default=defaults.drift_interval, metavar="SECONDS",
+    parser.add_argument("--drift-interval", type=positive_float, default=defaults.drift_interval, metavar="SECONDS",
                         help="how often each resource re-reads the cloud and repairs drift")
-    parser.add_argument("--selection-interval", type=float, default=defaults.selection_interval,
+    parser.add_argument("--selection-interval", type=positive_float, default=defaults.selection_interval,
                         metavar="SECONDS", help="how often snapshot policies re-resolve their claim selector")
-    parser.add_argument("--workers", type=int, default=defaults.workers,
+    parser.add_argument("--workers", type=positive_int, default=defaults.workers,
                         help="threads making cloud calls (paced by the client's rate limits)")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return parser.parse_args(argv)
@@ -54,11 +68,8 @@ def split_address(address: str) -> tuple[str, int]:
 
 
 def config_from_args(args: argparse.Namespace) -> OperatorConfig:
-    try:
-        return OperatorConfig(drift_interval=args.drift_interval, selection_interval=args.selection_interval,
-                              workers=args.workers)
-    except ValueError as exc:
-        raise SystemExit(f"cfs-operator: {exc}") from None
+    return OperatorConfig(drift_interval=args.drift_interval, selection_interval=args.selection_interval,
+                          workers=args.workers)
 
 
 def login(**kwargs: Any) -> kopf.ConnectionInfo | None:

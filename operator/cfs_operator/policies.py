@@ -5,6 +5,7 @@ Runs in a worker thread. Planning is in plans.py; this module observes, executes
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection
 from dataclasses import dataclass, replace
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 from cfs_cloud import CfsClient, CfsError, CfsInvalidParameter, CfsNotFound
 
 from cfs_operator.changes import ChangeLog
+from cfs_operator.lookup import find_one, locate
 from cfs_operator.plans import (
     CloudPolicy, create_policy_params, plan_bindings, plan_policy_update, policy_from_cloud,
 )
@@ -36,23 +38,16 @@ class PolicyState:
 
 
 def describe_policy(client: CfsClient, policy_id: str) -> CloudPolicy | None:
-    try:
-        reply = client.call("DescribeAutoSnapshotPolicies", {"AutoSnapshotPolicyId": policy_id})
-    except CfsNotFound:
-        return None
-    for raw in reply.get("AutoSnapshotPolicies") or ():
-        if raw.get("AutoSnapshotPolicyId") == policy_id:
-            return policy_from_cloud(raw)
-    return None
+    raw = find_one(client, "DescribeAutoSnapshotPolicies", {"AutoSnapshotPolicyId": policy_id},
+                   "AutoSnapshotPolicies", "AutoSnapshotPolicyId", policy_id)
+    return None if raw is None else policy_from_cloud(raw)
 
 
 def find_policy_by_name(client: CfsClient, name: str) -> CloudPolicy | None:
     # An account holds at most 30 policies (vendor limit), so one page covers them all.
-    reply = client.call("DescribeAutoSnapshotPolicies", {"Offset": 0, "Limit": LIST_PAGE})
-    for raw in reply.get("AutoSnapshotPolicies") or ():
-        if raw.get("PolicyName") == name:
-            return policy_from_cloud(raw)
-    return None
+    raw = find_one(client, "DescribeAutoSnapshotPolicies", {"Offset": 0, "Limit": LIST_PAGE},
+                   "AutoSnapshotPolicies", "PolicyName", name)
+    return None if raw is None else policy_from_cloud(raw)
 
 
 def _create_policy(client: CfsClient, spec: PolicySpec, resumed_create: bool, log: ChangeLog) -> CloudPolicy:
@@ -122,18 +117,11 @@ def reconcile_policy(client: CfsClient, spec: PolicySpec, desired_file_systems: 
         raise SpecError("spec.persistentVolumeClaimSelector",
                         f"selects {len(desired_file_systems)} file systems; a policy binds at most "
                         f"{MAX_FILE_SYSTEMS_PER_POLICY}")
-    known_id = status.get("autoSnapshotPolicyId")
-    if spec.adopt_id and known_id and spec.adopt_id != known_id:
-        raise SpecError("spec.autoSnapshotPolicyId", f"cannot change from {known_id} to {spec.adopt_id}; "
-                                                     "create a new resource to manage another policy")
-    adopted = bool(spec.adopt_id) or bool(status.get("adopted"))
-    policy_id = known_id or spec.adopt_id
-    policy = describe_policy(client, policy_id) if policy_id else None
-    if policy_id and policy is None and adopted:
-        raise SpecError("spec.autoSnapshotPolicyId", f"snapshot policy {policy_id} does not exist")
+    policy, adopted = locate(
+        functools.partial(describe_policy, client), known_id=status.get("autoSnapshotPolicyId"),
+        adopt_id=spec.adopt_id, adopted_before=bool(status.get("adopted")), adopt_field="spec.autoSnapshotPolicyId",
+        noun="snapshot policy", log=log)
     if policy is None:
-        if policy_id:
-            log.add("PolicyMissing", f"snapshot policy {policy_id} was deleted outside the operator; recreating")
         policy = _create_policy(client, spec, status.get("creating") == spec.policy_name, log)
     else:
         log.cloud_id = policy.policy_id

@@ -1,5 +1,5 @@
 """GET /_admin/state: every resource, rendered as the 2019-07-19 API shows it plus what tests need
-to see behind the API (DataDir, Region)."""
+to see behind the API (DataDir, Region, a file system's Tags)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ def state_snapshot(backend: Backend) -> dict[str, Any]:
                 **views.mount_info(backend, fs),
                 "Region": fs["region"],
                 "DataDir": str(backend.state.data_dir(fs["id"])),
+                "Tags": views.tag_list(fs["tags"]),  # CreateCfsFileSystem's ResourceTags
             }
             for fs in tables[FILE_SYSTEM].values()
         ],

@@ -45,6 +45,7 @@ class Settings:
     port_file: Path | None
     state_dir: Path
     credentials: dict[str, str]
+    tokens: dict[str, str]  # SecretId -> session token of a temporary key
     admin_token: str
     regions: list[str]
     create_delay: float
@@ -63,8 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--listen", default="127.0.0.1:8080", help="HOST:PORT (port 0 picks a free port)")
     parser.add_argument("--port-file", type=Path, help="write the bound port here once listening")
     parser.add_argument("--state-dir", type=Path, default=Path("cfs-reference-state"))
-    parser.add_argument("--credential", action="append", default=[], metavar="ID:KEY",
-                        help=f"repeatable; also {CREDENTIALS_ENV}='id:key,id2:key2'")
+    parser.add_argument("--credential", action="append", default=[], metavar="ID:KEY[:TOKEN]",
+                        help=f"repeatable; with TOKEN a temporary key whose requests must carry that "
+                             f"X-TC-Token; also {CREDENTIALS_ENV}='id:key,id2:key2:token'")
     parser.add_argument("--admin-token", default="", help="protects /_admin/* (disabled when empty)")
     parser.add_argument("--region", default=DEFAULT_REGION)
     parser.add_argument("--regions", action="append", default=[], metavar="NAME",
@@ -106,7 +108,7 @@ def parse_settings(argv: list[str]) -> tuple[Settings, str]:
             parser.error(f"--config {args.config}: unknown options {', '.join(unknown)}")
         parser.set_defaults(**defaults)
         args = parser.parse_args(argv)
-    credentials = _credentials(parser, args.credential + _env_credentials())
+    credentials, tokens = _credentials(parser, args.credential + _env_credentials())
     host, _, port = args.listen.rpartition(":")
     try:
         faults = Faults([parse_fault(f) for f in args.fault], dict(parse_latency(x) for x in args.latency),
@@ -118,6 +120,7 @@ def parse_settings(argv: list[str]) -> tuple[Settings, str]:
             port_file=args.port_file,
             state_dir=args.state_dir,
             credentials=credentials,
+            tokens=tokens,
             admin_token=args.admin_token,
             regions=[args.region, *_names(args.regions)],
             create_delay=args.create_delay,
@@ -145,16 +148,22 @@ def _env_credentials() -> list[str]:
     return [item for item in os.environ.get(CREDENTIALS_ENV, "").split(",") if item.strip()]
 
 
-def _credentials(parser: argparse.ArgumentParser, pairs: list[str]) -> dict[str, str]:
-    credentials = {}
-    for pair in pairs:
-        secret_id, sep, secret_key = pair.strip().partition(":")
+def _credentials(parser: argparse.ArgumentParser, items: list[str]) -> tuple[dict[str, str], dict[str, str]]:
+    """ID:KEY (a long-term key) or ID:KEY:TOKEN (a temporary key) -> (id -> key, id -> token)."""
+    credentials, tokens = {}, {}
+    for item in items:
+        secret_id, sep, rest = item.strip().partition(":")
+        secret_key, _, token = rest.partition(":")
         if not sep or not secret_id or not secret_key:
-            parser.error("--credential wants ID:KEY")  # never echo the value: it holds a secret
+            parser.error("--credential wants ID:KEY or ID:KEY:TOKEN")  # never echo the value: it holds a secret
         credentials[secret_id] = secret_key
+        if token:
+            tokens[secret_id] = token
+        else:
+            tokens.pop(secret_id, None)
     if not credentials:
         parser.error(f"give at least one --credential ID:KEY (or {CREDENTIALS_ENV})")
-    return credentials
+    return credentials, tokens
 
 
 def _rate_limit(text: str) -> tuple[str, int]:
@@ -171,7 +180,7 @@ async def serve(settings: Settings, data_plane: DataPlane) -> None:
     )
     protocol = Protocol(
         backend,
-        Verifier(settings.credentials),
+        Verifier(settings.credentials, tokens=settings.tokens),
         RateLimiter(documented_rate_limits(), settings.rate_limits, settings.rate_limits_enabled),
         settings.faults,
         CallLog(),

@@ -38,6 +38,10 @@ V1_COMMON_PARAMS = frozenset(
 READ_ONLY_PREFIXES = ("Describe", "Query")
 JSON_TYPE = "application/json"
 FORM_TYPE = "application/x-www-form-urlencoded"
+TC3_CONTENT_TYPES = MappingProxyType({"GET": FORM_TYPE, "POST": JSON_TYPE})
+# "POST 请求使用签名方法为 HmacSHA1、HmacSHA256 时不得超过 1 MB" (TC3: 10 MB, the server's body limit;
+# GET: 32 KB, its request-line limit).
+MAX_V1_POST_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -105,14 +109,17 @@ class Protocol:
 
     def _tc3_call(self, request: HttpRequest) -> _Call:
         headers = request.headers
+        # "对于GET方法，只支持 Content-Type: application/x-www-form-urlencoded"; POST takes JSON
+        # (multipart/form-data is only for specific actions, none of them CFS).
+        wanted = TC3_CONTENT_TYPES[request.method]
+        content_type = _content_type(headers)
+        if content_type != wanted:
+            raise ApiError(
+                "InvalidParameter",
+                f"Content-Type {content_type or '(none)'} is not supported for {request.method} with "
+                f"{TC3_ALGORITHM}; use {wanted}",
+            )
         if request.method == "POST":
-            content_type = headers.get("content-type", "").split(";")[0].strip().lower()
-            if content_type != JSON_TYPE:
-                raise ApiError(
-                    "InvalidParameter",
-                    f"Content-Type {content_type or '(none)'} is not supported with {TC3_ALGORITHM}; "
-                    f"use {JSON_TYPE}",
-                )
             query, raw, json_body = "", _json_object(request.body), True
         else:
             query, raw, json_body = request.query_string, _flat(request.query_string), False
@@ -129,12 +136,18 @@ class Protocol:
         if request.method == "GET":
             params = _flat(request.query_string)
         else:
-            content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            content_type = _content_type(request.headers)
             if content_type != FORM_TYPE:
                 raise ApiError(
                     "AuthFailure.SignatureFailure" if content_type == JSON_TYPE else "InvalidParameter",
                     f"a POST with Content-Type {content_type or '(none)'} needs an Authorization header "
                     f"({TC3_ALGORITHM}); HmacSHA1/HmacSHA256 requests use {FORM_TYPE}",
+                )
+            if len(request.body) > MAX_V1_POST_BYTES:
+                raise ApiError(
+                    "InvalidParameter",
+                    f"a HmacSHA1/HmacSHA256 POST body may hold at most {MAX_V1_POST_BYTES} bytes; "
+                    f"larger requests use {TC3_ALGORITHM} (up to 10 MB)",
                 )
             params = _flat(request.body.decode("utf-8", errors="replace"))
         self.verifier.verify_v1(request.method, request.host, "/", params)
@@ -184,6 +197,11 @@ def _required_header(headers: Mapping[str, str], name: str) -> str:
     if not value:
         raise ApiError("MissingParameter", f"the request is missing the header {name}")
     return value
+
+
+def _content_type(headers: Mapping[str, str]) -> str:
+    """The media type of Content-Type, without parameters such as charset."""
+    return headers.get("content-type", "").split(";")[0].strip().lower()
 
 
 def _json_object(body: bytes) -> Any:

@@ -2,7 +2,12 @@
 
 The pure functions reproduce each step of the docs' worked examples; `Verifier` applies them to
 an incoming request and raises the documented AuthFailure.* codes. Messages never contain a
-secret key or the expected signature.
+secret key, a token or the expected signature.
+
+Temporary credentials ("临时证书所用的 Token，需要结合临时密钥一起使用 ... 长期密钥不需要 Token"):
+a SecretId configured with a token is a temporary key and every request made with it must carry
+that token (X-TC-Token, or Token in v1), else AuthFailure.TokenFailure. A long-term key needs no
+token, so one sent along with it is not checked.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import base64
 import hashlib
 import hmac
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -128,11 +134,17 @@ def v1_signature(secret_key: str, string_to_sign: str, signature_method: str = "
 
 @dataclass
 class Verifier:
-    """Checks requests against the configured SecretId -> SecretKey pairs."""
+    """Checks requests against the configured SecretId -> SecretKey pairs (and the tokens of
+    temporary keys: SecretId -> token)."""
 
     credentials: Mapping[str, str]
     service: str = "cfs"
     clock: Callable[[], float] = field(default=time.time)
+    tokens: Mapping[str, str] = field(default_factory=dict)
+    # v1 (SecretId, Nonce, Timestamp) already accepted, oldest first; a pair is forgotten once
+    # its Timestamp is outside the allowed skew, when the timestamp check rejects it anyway.
+    _used_nonces: set[tuple[str, str, int]] = field(default_factory=set, init=False, repr=False)
+    _nonce_order: deque[tuple[str, str, int]] = field(default_factory=deque, init=False, repr=False)
 
     def verify_tc3(
         self,
@@ -157,6 +169,7 @@ class Verifier:
         expected = tc3_signature(secret_key, auth.date, auth.service, tc3_string_to_sign(timestamp, scope, canonical))
         if not hmac.compare_digest(expected, auth.signature):
             raise _failure("the request signature does not match")
+        self._check_token(auth.secret_id, headers.get("x-tc-token", ""), "X-TC-Token")
         return auth.secret_id
 
     def verify_v1(self, method: str, host: str, path: str, params: Mapping[str, str]) -> str:
@@ -165,14 +178,37 @@ class Verifier:
             if not params.get(name):
                 raise ApiError("MissingParameter", f"the request is missing the common parameter {name}")
         secret_key = self._secret_key(params["SecretId"])
-        self._timestamp(params["Timestamp"], "Timestamp")
-        if not params["Nonce"].isdigit():
-            raise ApiError("InvalidParameter", "Nonce must be a positive integer")
+        timestamp = self._timestamp(params["Timestamp"], "Timestamp")
+        nonce = params["Nonce"]
+        if not nonce.isdigit() or int(nonce) == 0:
+            raise ApiError("InvalidParameter", f"Nonce must be a positive integer, got {nonce!r}")
         method_name = params.get("SignatureMethod", "HmacSHA1")
         expected = v1_signature(secret_key, v1_string_to_sign(method, host, path, params), method_name)
         if not hmac.compare_digest(expected, params["Signature"]):
             raise _failure("the request signature does not match")
+        self._check_token(params["SecretId"], params.get("Token", ""), "Token")
+        self._use_nonce(params["SecretId"], nonce, timestamp)
         return params["SecretId"]
+
+    def _check_token(self, secret_id: str, given: str, name: str) -> None:
+        expected = self.tokens.get(secret_id)
+        if expected is None:  # a long-term key: "长期密钥不需要 Token"
+            return
+        if not given:
+            raise ApiError("AuthFailure.TokenFailure", f"this SecretId is a temporary key: {name} is required")
+        if not hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8")):
+            raise ApiError("AuthFailure.TokenFailure", f"the {name} does not belong to this temporary key")
+
+    def _use_nonce(self, secret_id: str, nonce: str, timestamp: int) -> None:
+        """Nonce "与 Timestamp 联合起来，用于防止重放攻击": a pair is accepted once."""
+        horizon = self.clock() - MAX_CLOCK_SKEW_SECONDS
+        while self._nonce_order and self._nonce_order[0][2] < horizon:
+            self._used_nonces.discard(self._nonce_order.popleft())
+        key = (secret_id, nonce, timestamp)
+        if key in self._used_nonces:
+            raise _failure(f"Nonce {nonce} was already used with Timestamp {timestamp}: a replayed request")
+        self._used_nonces.add(key)
+        self._nonce_order.append(key)
 
     def _secret_key(self, secret_id: str) -> str:
         if secret_id in self.credentials:

@@ -78,7 +78,9 @@ def _validate(action: Action, params: Mapping[str, Any], from_text: bool) -> dic
             )
     result: dict[str, Any] = {}
     for param in action.params:
-        if param.name not in params or params[param.name] is None:
+        if param.name in params and params[param.name] is None:  # every parameter's "允许NULL" is "否"
+            raise ApiError("InvalidParameter", f"{param.name} must not be null; leave it out instead")
+        if param.name not in params:
             if param.required:
                 raise ApiError(
                     "MissingParameter",

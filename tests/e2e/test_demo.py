@@ -94,3 +94,25 @@ def test_demo_leaves_nothing_running_and_logs_no_secrets(demo):
     for log in [*workdir.glob("*.log")]:
         assert "AKID" not in log.read_text(), f"a SecretId reached {log.name}"
     assert "AKID" not in result.stdout
+
+
+def test_demo_blames_the_kernel_only_for_a_missing_nfs_client(tmp_path):
+    """When NodeStageVolume fails for another reason, the demo fails with the node's answer.
+
+    The demo runs in a bare network namespace (loopback only, no IPv6 address): there the
+    reference service cannot bind its mount-target addresses and says so in its log, so the
+    node's probe of port 2049 fails before any mount is tried.
+    """
+    workdir = tmp_path / "demo"
+    result = subprocess.run(
+        ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$@"', "sh",
+         sys.executable, "-m", "cfs_csi.demo", "--workdir", str(workdir), "--create-delay", "0.05"],
+        capture_output=True, text=True, timeout=300)
+    reference_log = (workdir / "reference.log").read_text()
+    assert "NFS data plane disabled" in reference_log, (
+        f"precondition: the reference service served NFS here after all:\n{reference_log}")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "demo FAILED: NodeStageVolume: UNAVAILABLE: NFS server" in result.stdout
+    assert "port 2049 is unreachable" in result.stdout
+    assert "kernel has no NFS client" not in result.stdout
+    assert "NodeStageVolume: skipped" not in result.stdout

@@ -6,8 +6,8 @@ import pytest
 
 from cfs_csi.csipb import csi_pb2
 from tests.support.csi import (
-    GIB, MOUNT_CAPABILITY, ZONE, create_request, file_systems, fs_of, managed_groups, rpc_error,
-    serving_controller,
+    GIB, MOUNT_CAPABILITY, READ_ONLY_CAPABILITY, ZONE, create_request, file_systems, fs_of,
+    managed_groups, rpc_error, serving_controller,
 )
 
 TOPOLOGY_KEY = "topology.cfs.csi.tencentcloud.com/zone"
@@ -17,14 +17,6 @@ TOPOLOGY_KEY = "topology.cfs.csi.tencentcloud.com/zone"
 def controller(tmp_path, reference):
     with serving_controller(tmp_path, reference) as running:
         yield running
-
-
-
-
-
-
-
-
 
 
 def test_capabilities(controller):
@@ -115,12 +107,15 @@ BAD_FLAG = csi_pb2.VolumeCapability(
     ({"parameters": {"vpcId": "vpc-1"}}, "INVALID_ARGUMENT", "vpcId and subnetId"),
     ({"parameters": {"mountOptions": "nosuchopt"}}, "INVALID_ARGUMENT", "nosuchopt"),
     ({"capacity_range": csi_pb2.CapacityRange(required_bytes=2 * GIB, limit_bytes=GIB)},
-     "INVALID_ARGUMENT", "exceeds limit_bytes"),
+     "OUT_OF_RANGE", "exceeds limit_bytes"),
     ({"capacity_range": csi_pb2.CapacityRange(limit_bytes=GIB // 2)},
      "OUT_OF_RANGE", "no whole-GB size"),
     ({"capacity_range": csi_pb2.CapacityRange(required_bytes=(1073741824 + 1) * GIB)},
      "OUT_OF_RANGE", "exceeds the CFS maximum"),
     ({"secrets": {"secretId": "only-id"}}, "INVALID_ARGUMENT", "give both secretId and secretKey"),
+    ({"mutable_parameters": {"storageType": "HP"}}, "INVALID_ARGUMENT", "no MODIFY_VOLUME capability"),
+    ({"parameters": {"rwPermission": "RO"}}, "INVALID_ARGUMENT",
+     "rwPermission=RO cannot serve access mode MULTI_NODE_MULTI_WRITER"),
     ({"volume_content_source": csi_pb2.VolumeContentSource(
         snapshot=csi_pb2.VolumeContentSource.SnapshotSource(snapshot_id="cfssnap-nothere"))},
      "NOT_FOUND", "source snapshot cfssnap-nothere not found"),
@@ -200,8 +195,9 @@ def test_on_delete_retain_keeps_and_marks_released(controller, reference):
 def test_managed_group_created_once_and_removed_with_last_volume(controller, reference):
     rules = {"allowedClients": "10.8.0.0/16,10.9.0.1", "rwPermission": "RO",
              "userPermission": "root_squash"}
-    first = controller.create("pvc-g1", rules)
-    second = controller.create("pvc-g2", rules)
+    # A read-only rule set serves reader-only access modes.
+    first = controller.create("pvc-g1", rules, volume_capabilities=[READ_ONLY_CAPABILITY])
+    second = controller.create("pvc-g2", rules, volume_capabilities=[READ_ONLY_CAPABILITY])
     managed = managed_groups(reference)
     assert len(managed) == 1
     group = managed[0]
@@ -216,7 +212,7 @@ def test_managed_group_created_once_and_removed_with_last_volume(controller, ref
     controller.delete(second.volume_id)
     assert not any(g["PGroupId"] == group["PGroupId"] for g in reference.admin.state()["PGroups"])
     # The group comes back for the next volume of the class.
-    third = controller.create("pvc-g3", rules)
+    third = controller.create("pvc-g3", rules, volume_capabilities=[READ_ONLY_CAPABILITY])
     assert fs_of(reference, third.volume_id)["PGroup"]["Name"] == group["Name"]
 
 

@@ -1,7 +1,6 @@
 """CreateVolume / DeleteVolume under concurrency, controller crashes, throttling storms and failed
 creations, against the reference CFS service (faults injected through its admin endpoint)."""
 
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -10,23 +9,11 @@ import pytest
 
 from cfs_csi.csipb import csi_pb2
 from tests.support.csi import (
-    create_request, driver_process, file_systems, managed_groups, serving_controller,
+    create_request, driver_process, file_systems, managed_groups, serving_controller, wait_for,
 )
 
 MANAGED_RULES = {"allowedClients": "10.20.0.0/16"}
 HOLD_MS = 2000  # the reference holds the call this long before carrying it out
-
-
-
-
-
-
-def wait_for(condition, timeout: float = 15.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def call_count(ref, action: str) -> int:

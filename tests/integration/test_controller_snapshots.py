@@ -1,7 +1,6 @@
 """Snapshots, restore and clone over real gRPC against the reference CFS service, checking the
 reference's state after each step."""
 
-import time
 from pathlib import Path
 
 import grpc
@@ -10,6 +9,7 @@ import pytest
 from cfs_csi.csipb import csi_pb2
 from tests.support.csi import (
     GIB, create_request, file_systems, fs_of, managed_groups, rpc_error, serving_controller,
+    snapshot_request, wait_ready,
 )
 
 
@@ -25,22 +25,6 @@ def snapshots(ref) -> list[dict]:
 
 def data_dir(ref, volume_id: str) -> Path:
     return Path(fs_of(ref, volume_id)["DataDir"])
-
-
-def snapshot_request(name: str, source: str, **fields) -> csi_pb2.CreateSnapshotRequest:
-    return csi_pb2.CreateSnapshotRequest(name=name, source_volume_id=source, **fields)
-
-
-def wait_ready(controller, name: str, source: str) -> csi_pb2.Snapshot:
-    """What external-snapshotter does: call CreateSnapshot again until ready_to_use."""
-    deadline = time.monotonic() + 10
-    while True:
-        snapshot = controller.stub.CreateSnapshot(snapshot_request(name, source)).snapshot
-        if snapshot.ready_to_use or time.monotonic() > deadline:
-            return snapshot
-        time.sleep(0.05)
-
-
 
 
 def test_snapshot_restore_clone_expand_delete(controller, reference):
@@ -136,7 +120,10 @@ def test_list_get_and_delete_snapshot_edges(controller, reference):
     assert [e.snapshot.snapshot_id for e in by_id.entries] == [made[1].snapshot_id]
     for request in (csi_pb2.ListSnapshotsRequest(snapshot_id="cfssnap-nothere"),
                     csi_pb2.ListSnapshotsRequest(snapshot_id="garbage"),
-                    csi_pb2.ListSnapshotsRequest(source_volume_id="garbage")):
+                    csi_pb2.ListSnapshotsRequest(source_volume_id="garbage"),
+                    csi_pb2.ListSnapshotsRequest(source_volume_id="fs:cfs-nothere"),
+                    csi_pb2.ListSnapshotsRequest(snapshot_id=made[1].snapshot_id,
+                                                 source_volume_id=volumes[0].volume_id)):
         assert list(controller.stub.ListSnapshots(request).entries) == []
     err = rpc_error(controller.stub.ListSnapshots, csi_pb2.ListSnapshotsRequest(starting_token="x"))
     assert err.code() == grpc.StatusCode.ABORTED

@@ -12,7 +12,9 @@ from cfs_csi.controller import locate_share
 from cfs_csi.csipb import csi_pb2
 from cfs_csi.mounter import Mounter, nfs_mount_command
 from cfs_csi.subdir import LocalShareAccess, MountedShareAccess
-from tests.support.csi import GIB, ZONE, create_request, file_systems, rpc_error, serving_controller
+from tests.support.csi import (
+    GIB, MOUNT_CAPABILITY, ZONE, create_request, file_systems, rpc_error, serving_controller,
+)
 
 PVC_META = {"csi.storage.k8s.io/pvc/namespace": "team-a", "csi.storage.k8s.io/pvc/name": "data"}
 
@@ -36,8 +38,6 @@ def controller(tmp_path, reference, share):
 
 def subdir_params(fs_id: str, **extra) -> dict:
     return {"provisioningMode": "subdir", "fileSystemId": fs_id, **extra}
-
-
 
 
 def test_create_delete_with_template_mode_and_owner(controller, share):
@@ -104,10 +104,35 @@ def test_expand_records_size_and_get_volume_reports_it(controller, share):
     assert reply.capacity_bytes == 3 * GIB and not reply.node_expansion_required
     got = controller.stub.ControllerGetVolume(csi_pb2.ControllerGetVolumeRequest(volume_id=volume.volume_id))
     assert got.volume.capacity_bytes == 3 * GIB and not got.status.volume_condition.abnormal
+    # Like a file system's limit, the recorded size never shrinks.
+    reply = controller.stub.ControllerExpandVolume(csi_pb2.ControllerExpandVolumeRequest(
+        volume_id=volume.volume_id, capacity_range=csi_pb2.CapacityRange(required_bytes=2 * GIB)))
+    assert reply.capacity_bytes == 3 * GIB
+    got = controller.stub.ControllerGetVolume(csi_pb2.ControllerGetVolumeRequest(volume_id=volume.volume_id))
+    assert got.volume.capacity_bytes == 3 * GIB
     controller.delete(volume.volume_id)
     err = rpc_error(controller.stub.ControllerGetVolume,
                     csi_pb2.ControllerGetVolumeRequest(volume_id=volume.volume_id))
     assert err.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_validate_checks_mode_and_context_of_a_subdir_volume(controller, share):
+    fs_id, _, _ = share
+    parameters = subdir_params(fs_id)
+    volume = controller.create("pvc-val", parameters)
+
+    def validate(**fields):
+        return controller.stub.ValidateVolumeCapabilities(csi_pb2.ValidateVolumeCapabilitiesRequest(
+            volume_id=volume.volume_id, volume_capabilities=[MOUNT_CAPABILITY], **fields))
+
+    confirmed = validate(parameters=parameters, volume_context=volume.volume_context).confirmed
+    assert dict(confirmed.parameters) == parameters
+    for fields, fragment in [
+        ({"parameters": {"storageType": "SD"}}, "provisioningMode=filesystem does not match"),
+        ({"volume_context": {**volume.volume_context, "path": "other"}}, "path='other' does not belong"),
+    ]:
+        reply = validate(**fields)
+        assert not reply.HasField("confirmed") and fragment in reply.message
 
 
 @pytest.mark.parametrize("name,parameters,fragment", [

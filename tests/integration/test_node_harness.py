@@ -6,13 +6,20 @@ host's mount table and its loopback addresses are its own. This kernel has no NF
 `LocalNfsMounter` replaces the one step that needs it — the `mount -t nfs` command — with a
 double that checks the exact command line, logs it, and bind-mounts a local directory standing
 in for the export. It also reports such mounts the way the kernel reports NFS mounts (source
-`server:/export`) and can turn a volume stale. Everything else (bind mounts, read-only
-remounts, umount, statvfs, mountinfo, the TCP probe of port 2049) is real.
+`server:/export`), and answers statvfs on a mount whose exported directory was removed or
+replaced (`make_stale`) with ESTALE, as an NFS client does. Everything else (bind mounts,
+read-only remounts, umount, statvfs, mountinfo, the TCP probe of port 2049) is real.
 
 In the namespace the harness listens on port 2049 of every configured server address ("0.0.0.0"
 for all of them), standing in for reachable servers; SIGUSR1 stops the listeners of the servers
-named in the `down` file. The exports map is re-read at every mount, so tests can add file
-systems created after the harness started.
+named in the `down` file, and the harness removes that file once they are closed. The exports
+map is re-read at every mount, so tests can add file systems created after the harness started.
+
+Signals are blocked in every thread and taken synchronously by the main thread (sigwait). A
+Python handler would be unreliable here: the kernel may hand a process signal to any gRPC
+thread, and CPython then runs the handler only when the main thread next runs Python code,
+which never happens while it sleeps in a wait (the cause of a take-down that sometimes never
+happened).
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -39,6 +47,10 @@ from cfs_csi.node import NFS_PORT, NodeServicer
 from cfs_csi.server import CsiServer, Service
 
 MOUNT_EXIT_FAILURE = 32  # mount(8): "mount failure"
+# mountinfo shows the root of a mount whose directory was removed with this suffix (once the
+# plugin re-reads the table).
+DELETED_ROOT_SUFFIX = "//deleted"
+CONTROL_SIGNALS = {signal.SIGUSR1, signal.SIGTERM}
 # A mount helper that never returns, with a child of its own (the group kill must take both).
 HANGING_HELPER = (
     "import subprocess, sys, time\n"
@@ -56,9 +68,9 @@ class LocalNfsMounter(Mounter):
         self.exports_file = Path(config["exports"])
         self.hanging: list[str] = config.get("hanging", [])
         self.command_log = Path(config["command_log"])
-        self.stale_file = Path(config["stale"])
         self.hung_helper_pids = Path(config["hung_helper_pids"])
-        self.mounted: dict[tuple[str, str], str] = {}  # (device, root) → server:/export
+        # (device, root) of each NFS mount → (server:/export, the local directory it stands for)
+        self.mounted: dict[tuple[str, str], tuple[str, str]] = {}
 
     def run_nfs_mount(self, argv: list[str]) -> None:
         assert argv[:4] == ["mount", "-t", "nfs", "-o"] and len(argv) == 7, argv
@@ -71,23 +83,40 @@ class LocalNfsMounter(Mounter):
         if local is None:
             raise CommandFailed(argv, MOUNT_EXIT_FAILURE,
                                 f"mount.nfs: access denied by server while mounting {source}")
+        if not os.path.isdir(local):
+            raise CommandFailed(argv, MOUNT_EXIT_FAILURE,
+                                f"mount.nfs: mounting {source} failed, reason given by server: "
+                                f"{os.strerror(errno.ENOENT)}")
         self.run(["mount", "--bind", local, target])
         if "ro" in argv[4].split(","):
             self.run(["mount", "-o", "remount,bind,ro", target])
         entry = self.find_mount(target)
-        self.mounted[(entry.device, entry.root)] = source
+        self.mounted[(entry.device, entry.root)] = (source, local)
+
+    def _exported(self, entry: MountEntry) -> tuple[str, str] | None:
+        """(server:/export, local directory now at that place) of a mount of an export, or None."""
+        entry_root = entry.root.removesuffix(DELETED_ROOT_SUFFIX)
+        for (device, root), (source, local) in self.mounted.items():
+            if device == entry.device and (entry_root == root or entry_root.startswith(root + "/")):
+                return source, local + entry_root[len(root):]
+        return None
 
     def nfs_source(self, entry: MountEntry) -> str | None:
-        for (device, root), source in self.mounted.items():
-            if device == entry.device and (entry.root == root or entry.root.startswith(root + "/")):
-                return source
-        return super().nfs_source(entry)
+        exported = self._exported(entry)
+        return exported[0] if exported else super().nfs_source(entry)
 
     def statvfs(self, path: str) -> os.statvfs_result:
+        """ESTALE once the directory a mount shows is no longer the one the export has there."""
         entry = self.find_mount(path)
-        stale = self.stale_file.read_text().split() if self.stale_file.exists() else []
-        if entry is not None and self.nfs_source(entry) in stale:
-            raise OSError(errno.ESTALE, os.strerror(errno.ESTALE), path)
+        exported = self._exported(entry) if entry is not None else None
+        if exported is not None:
+            mounted = os.stat(path)
+            try:
+                current = os.stat(exported[1])
+            except FileNotFoundError:
+                current = None
+            if current is None or (current.st_dev, current.st_ino) != (mounted.st_dev, mounted.st_ino):
+                raise OSError(errno.ESTALE, os.strerror(errno.ESTALE), path)
         return super().statvfs(path)
 
 
@@ -119,36 +148,41 @@ class FakeNfsPorts:
 
 
 def serve(config_path: str) -> None:
+    # Before any thread exists, so that every thread inherits the blocked mask.
+    signal.pthread_sigmask(signal.SIG_BLOCK, CONTROL_SIGNALS)
     config = json.loads(Path(config_path).read_text())
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
     ports = FakeNfsPorts(config["servers"])
-    signal.signal(signal.SIGUSR1,
-                  lambda *_: ports.take_down(Path(config["down"]).read_text().split()))
     servicer = NodeServicer("node-1", "ap-shanghai-fsi-1",
                             LocalNfsMounter(config["mount_timeout"], config),
                             reachability_timeout=1.0)
     server = CsiServer(Endpoint("unix", path=config["socket"]),
                        [Service(servicer, csi_pb2_grpc.add_NodeServicer_to_server)])
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    stop.wait()
+    down = Path(config["down"])
+    while signal.sigwait(CONTROL_SIGNALS) != signal.SIGTERM:
+        ports.take_down(down.read_text().split())
+        down.unlink()  # tells the test the listeners are closed
     server.stop(0)
 
 
 # --- used by the tests --------------------------------------------------------------------
 
-def capability(*mount_flags: str) -> csi_pb2.VolumeCapability:
-    """A filesystem (mount) capability as the kubelet sends it for a ReadWriteMany PV."""
+RWX = csi_pb2.VolumeCapability.AccessMode.MULTI_NODE_MULTI_WRITER
+ROX = csi_pb2.VolumeCapability.AccessMode.MULTI_NODE_READER_ONLY
+
+
+def capability(*mount_flags: str, mode: int = RWX) -> csi_pb2.VolumeCapability:
+    """A filesystem (mount) capability as the kubelet sends it (ReadWriteMany PV by default)."""
     return csi_pb2.VolumeCapability(
         mount=csi_pb2.VolumeCapability.MountVolume(mount_flags=mount_flags),
-        access_mode=csi_pb2.VolumeCapability.AccessMode(
-            mode=csi_pb2.VolumeCapability.AccessMode.MULTI_NODE_MULTI_WRITER))
+        access_mode=csi_pb2.VolumeCapability.AccessMode(mode=mode))
 
 
-def stage_request(volume_id: str, staging: Path, context: dict, flags: tuple[str, ...] = ()):
+def stage_request(volume_id: str, staging: Path, context: dict, flags: tuple[str, ...] = (),
+                  mode: int = RWX):
     return csi_pb2.NodeStageVolumeRequest(
         volume_id=volume_id, staging_target_path=str(staging),
-        volume_capability=capability(*flags), volume_context=context)
+        volume_capability=capability(*flags, mode=mode), volume_context=context)
 
 
 @dataclass
@@ -176,22 +210,29 @@ class NodePlugin:
         exports[source] = str(path)
         exports_file.write_text(json.dumps(exports))
 
-    def make_stale(self, source: str) -> None:
-        with open(self.config["stale"], "a") as handle:
-            handle.write(source + "\n")
+    @staticmethod
+    def make_stale(export: Path) -> None:
+        """The server side replaces the exported directory: mounts of the old one go stale."""
+        shutil.rmtree(export)
+        export.mkdir()
 
     def take_down(self, server: str) -> None:
-        Path(self.config["down"]).write_text(server + "\n")
+        """Stop answering on port 2049 of `server`; returns once the listener is closed."""
+        down = Path(self.config["down"])
+        down.write_text(server + "\n")
         os.kill(self.pid, signal.SIGUSR1)
+        assert wait_until(lambda: not down.exists()), f"the harness never took {server} down"
 
-    def stage(self, volume_id: str, staging: Path, context: dict, flags: tuple[str, ...] = ()):
-        return self.stub.NodeStageVolume(stage_request(volume_id, staging, context, flags), timeout=30)
+    def stage(self, volume_id: str, staging: Path, context: dict, flags: tuple[str, ...] = (),
+              mode: int = RWX):
+        return self.stub.NodeStageVolume(stage_request(volume_id, staging, context, flags, mode),
+                                         timeout=30)
 
     def publish(self, volume_id: str, staging: Path | None, target: Path, context: dict | None = None,
-                readonly: bool = False, flags: tuple[str, ...] = ()):
+                readonly: bool = False, flags: tuple[str, ...] = (), mode: int = RWX):
         return self.stub.NodePublishVolume(csi_pb2.NodePublishVolumeRequest(
             volume_id=volume_id, staging_target_path=str(staging or ""), target_path=str(target),
-            volume_capability=capability(*flags), readonly=readonly,
+            volume_capability=capability(*flags, mode=mode), readonly=readonly,
             volume_context=context or {}), timeout=30)
 
     def unpublish(self, volume_id: str, target: Path):
@@ -219,7 +260,6 @@ def running_node(workdir: Path, exports: dict[str, str], servers: list[str],
         "hanging": list(hanging),
         "mount_timeout": mount_timeout,
         "command_log": str(workdir / "mount-commands.jsonl"),
-        "stale": str(workdir / "stale"),
         "down": str(workdir / "down"),
         "hung_helper_pids": str(workdir / "hung-helper.pid"),
     }

@@ -14,7 +14,7 @@ import pytest
 
 from cfs_csi.csipb import csi_pb2
 from cfs_csi.node import TOPOLOGY_ZONE_KEY
-from test_node_harness import running_node, wait_until
+from test_node_harness import ROX, capability, running_node
 
 V4_OPTIONS = "vers=4.0,noresvport,hard,timeo=600,retrans=2"
 V3_OPTIONS = "vers=3,nolock,proto=tcp,noresvport,hard,timeo=600,retrans=2"
@@ -240,8 +240,13 @@ def test_publish_needs_a_staged_volume(node, paths):
     staging, target = paths
     assert_status(lambda: node.publish("fs:cfs-hhhh8888", staging, target),
                   grpc.StatusCode.FAILED_PRECONDITION, f"not staged at {staging}")
-    assert_status(lambda: node.publish("fs:cfs-hhhh8888", None, target),
-                  grpc.StatusCode.INVALID_ARGUMENT, "staging_target_path missing")
+    # The spec's code for "staging target path not set"; kubelet's persistent volumes carry
+    # csi.storage.k8s.io/ephemeral=false when podInfoOnMount is on.
+    for context in ({}, v4(**{"csi.storage.k8s.io/ephemeral": "false"})):
+        assert_status(lambda: node.publish("fs:cfs-hhhh8888", None, target, context=context),
+                      grpc.StatusCode.FAILED_PRECONDITION, "staging_target_path missing",
+                      "NodeStageVolume must succeed first")
+    assert not target.exists()
 
 
 def test_unpublish_and_unstage_tolerate_missing_and_unmounted_paths(node, tmp_path):
@@ -271,19 +276,53 @@ def test_unreachable_server_fails_fast_with_unavailable(node, paths):
     assert len(node.mount_commands()) == before  # no mount was attempted
 
 
-def test_stale_handle_is_an_abnormal_condition(node, paths):
+@pytest.fixture
+def stale_export(node, exports, request):
+    """An export of its own at SECOND:/<test name>, which the test can make stale."""
+    name = request.node.name.replace("[", "-").rstrip("]")
+    (exports / name).mkdir()
+    node.add_export(f"{SECOND}:/{name}", exports / name)
+    return exports / name, v4(server=SECOND, path=f"/{name}")
+
+
+def test_stale_handles_are_abnormal_then_mounted_again(node, paths, stale_export):
     staging, target = paths
-    context = v4(server=SECOND, path="/stale")
-    node.stage("fs:cfs-llll2222", staging, context)
-    node.publish("fs:cfs-llll2222", staging, target)
-    node.make_stale(f"{SECOND}:/stale")
-    stats = node.stats("fs:cfs-llll2222", target)
-    assert stats.volume_condition.abnormal
-    assert "stale NFS file handle" in stats.volume_condition.message
-    # unpublish / unstage still clean up
-    node.unpublish("fs:cfs-llll2222", target)
-    node.unstage("fs:cfs-llll2222", staging)
-    assert not node.mounted(staging)
+    export, context = stale_export
+    node.stage("fs:cfs-llll3333", staging, context)
+    node.publish("fs:cfs-llll3333", staging, target)
+    node.make_stale(export)
+    for path in (target, staging):  # the kubelet asks with either path
+        stats = node.stats("fs:cfs-llll3333", path)
+        assert stats.volume_condition.abnormal
+        assert "stale NFS file handle" in stats.volume_condition.message
+    before = len(node.mount_commands())
+
+    # The kubelet (after a restart) stages again: the stale staging mount is replaced.
+    node.stage("fs:cfs-llll3333", staging, context)
+    assert len(node.mount_commands()) == before + 1
+    assert not node.stats("fs:cfs-llll3333", staging).volume_condition.abnormal
+    # Publishing at the same target again replaces the stale bind as well.
+    node.publish("fs:cfs-llll3333", staging, target)
+    assert not node.stats("fs:cfs-llll3333", target).volume_condition.abnormal
+    assert node.inside("sh", "-c", f"echo fresh > {target}/f.txt").returncode == 0
+    assert (export / "f.txt").read_text() == "fresh\n"
+    assert node.inside("findmnt", "-n", "-o", "TARGET", str(target)).stdout.count("\n") == 1
+
+    # A new pod's publish on a stale staged mount heals it without a NodeStageVolume.
+    node.make_stale(export)
+    second_target = target.parent / "second-pod"
+    node.publish("fs:cfs-llll3333", staging, second_target, context=context)
+    assert len(node.mount_commands()) == before + 2
+    assert node.inside("cat", f"{second_target}/f.txt").returncode != 0  # the new directory
+    assert not node.stats("fs:cfs-llll3333", second_target).volume_condition.abnormal
+
+    # unpublish / unstage clean up stale mounts too
+    node.make_stale(export)
+    for pod_path in (target, second_target):
+        node.unpublish("fs:cfs-llll3333", pod_path)
+        assert not node.mounted(pod_path) and not pod_path.exists()
+    node.unstage("fs:cfs-llll3333", staging)
+    assert not node.mounted(staging) and not staging.exists()
 
 
 def test_unreachable_server_after_staging_is_an_abnormal_condition(node, paths):
@@ -291,10 +330,9 @@ def test_unreachable_server_after_staging_is_an_abnormal_condition(node, paths):
     node.stage("fs:cfs-mmmm3333", staging, v4(server=GOING_DOWN))
     node.publish("fs:cfs-mmmm3333", staging, target)
     assert not node.stats("fs:cfs-mmmm3333", target).volume_condition.abnormal
-    node.take_down(GOING_DOWN)
-    stats = wait_until(lambda: (s := node.stats("fs:cfs-mmmm3333", target)).volume_condition.abnormal
-                       and s)
-    assert stats, "condition never turned abnormal"
+    node.take_down(GOING_DOWN)  # returns once nothing listens on GOING_DOWN:2049
+    stats = node.stats("fs:cfs-mmmm3333", target)
+    assert stats.volume_condition.abnormal
     assert f"NFS server {GOING_DOWN} port 2049 is unreachable" in stats.volume_condition.message
     assert not stats.usage
     node.unpublish("fs:cfs-mmmm3333", target)
@@ -341,11 +379,21 @@ def test_busy_target_is_detached_with_a_lazy_unmount(node, paths):
     assert not node.mounted(staging)
 
 
-def test_failed_mount_reports_the_command_and_its_error(node, paths):
+def test_refused_mount_is_permission_denied_with_the_command(node, paths):
     staging, _ = paths
-    details = assert_status(lambda: node.stage("fs:cfs-qqqq7777", staging, v4(path="/no-such-dir")),
-                            grpc.StatusCode.INTERNAL, "access denied by server")
-    assert f"mount -t nfs -o {V4_OPTIONS} {REACHABLE}:/no-such-dir {staging}" in details
+    details = assert_status(lambda: node.stage("fs:cfs-qqqq7777", staging, v4(path="/not-exported")),
+                            grpc.StatusCode.PERMISSION_DENIED, "access denied by server",
+                            "permission group does not allow this node")
+    assert f"mount -t nfs -o {V4_OPTIONS} {REACHABLE}:/not-exported {staging}" in details
+    assert not node.mounted(staging)
+
+
+def test_missing_export_path_is_not_found(node, paths, exports):
+    staging, _ = paths
+    node.add_export(f"{REACHABLE}:/removed", exports / "never-created")
+    assert_status(lambda: node.stage("fs:cfs-qqqq8888", staging, v4(path="/removed")),
+                  grpc.StatusCode.NOT_FOUND, f"/removed does not exist on NFS server {REACHABLE}",
+                  "No such file or directory")
     assert not node.mounted(staging)
 
 
@@ -354,3 +402,104 @@ def test_staging_path_that_is_a_file_is_an_internal_error(node, tmp_path):
     blocker.write_text("x")
     assert_status(lambda: node.stage("fs:cfs-rrrr8888", blocker / "globalmount", v4()),
                   grpc.StatusCode.INTERNAL, "Not a directory")
+
+
+def test_reader_only_access_modes_stage_and_publish_read_only(node, paths, exports):
+    # A ReadOnlyMany PV: the kubelet sends MULTI_NODE_READER_ONLY with readonly=false.
+    staging, target = paths
+    (exports / "fs-b" / "rox.txt").write_text("rox\n")
+    node.stage("fs:cfs-ssss9999", staging, v4(server=SECOND), mode=ROX)
+    assert node.mount_commands()[-1] == [
+        "mount", "-t", "nfs", "-o", V4_OPTIONS + ",ro", f"{SECOND}:/", str(staging)]
+    node.publish("fs:cfs-ssss9999", staging, target, mode=ROX)
+    assert node.inside("cat", f"{target}/rox.txt").stdout == "rox\n"
+    for path in (target, staging):
+        refused = node.inside("sh", "-c", f"echo x > {path}/new.txt")
+        assert refused.returncode != 0 and "Read-only file system" in refused.stderr
+    node.publish("fs:cfs-ssss9999", staging, target, mode=ROX)  # idempotent
+    # staged read-only: a writer cannot be published from it, nor staged over it
+    assert_status(lambda: node.publish("fs:cfs-ssss9999", staging, target.parent / "writer"),
+                  grpc.StatusCode.FAILED_PRECONDITION, "is staged read-only",
+                  "cannot be published read-write")
+    assert_status(lambda: node.stage("fs:cfs-ssss9999", staging, v4(server=SECOND)),
+                  grpc.StatusCode.ALREADY_EXISTS, "already mounted read-only", "not read-write")
+    node.unpublish("fs:cfs-ssss9999", target)
+    node.unstage("fs:cfs-ssss9999", staging)
+    assert not (target.parent / "writer").exists()
+
+
+def test_kubernetes_context_keys_pass_and_unknown_keys_are_named(node, paths):
+    staging, target = paths
+    kubernetes_keys = {
+        "csi.storage.k8s.io/pod.name": "web-0", "csi.storage.k8s.io/pod.namespace": "default",
+        "csi.storage.k8s.io/pod.uid": "1f0e", "csi.storage.k8s.io/serviceAccount.name": "default",
+        "csi.storage.k8s.io/ephemeral": "false",
+        "storage.kubernetes.io/csiProvisionerIdentity": "1700000000000-8081-cfs.csi.tencentcloud.com",
+    }
+    context = v4(fileSystemId="cfs-tttt0000", **kubernetes_keys)
+    node.stage("fs:cfs-tttt0000", staging, context)
+    node.publish("fs:cfs-tttt0000", staging, target, context=context)
+    assert node.mounted(target)
+    node.unpublish("fs:cfs-tttt0000", target)
+    node.unstage("fs:cfs-tttt0000", staging)
+    # a typo in a static PV's volumeAttributes would otherwise silently mount the root
+    assert_status(lambda: node.stage("fs:cfs-tttt0000", staging, v4(subpath="team-a")),
+                  grpc.StatusCode.INVALID_ARGUMENT, "volume context key 'subpath' is unknown",
+                  "allowed keys: server, fsid, path, vers, fileSystemId, mountOptions, subPath")
+    assert not node.mounted(staging)
+
+
+def test_capabilities_the_node_cannot_honour_are_invalid_argument(node, paths):
+    staging, _ = paths
+    no_access_type = csi_pb2.VolumeCapability(access_mode=capability().access_mode)
+    with_group = capability()
+    with_group.mount.volume_mount_group = "2000"
+    for cap, named in ((no_access_type, "volume_capability.access_type missing in request; "
+                                        "allowed: mount"),
+                       (with_group, "volume_capability.mount.volume_mount_group is not supported")):
+        assert_status(lambda: node.stub.NodeStageVolume(csi_pb2.NodeStageVolumeRequest(
+            volume_id="fs:cfs-uuuu1111", staging_target_path=str(staging), volume_capability=cap,
+            volume_context=v4())), grpc.StatusCode.INVALID_ARGUMENT, named)
+    assert not node.mounted(staging)
+
+
+def test_node_does_not_offer_expansion_or_volume_mount_group(node):
+    rpc = csi_pb2.NodeServiceCapability.RPC
+    advertised = {c.rpc.type for c in node.stub.NodeGetCapabilities(
+        csi_pb2.NodeGetCapabilitiesRequest()).capabilities}
+    assert not advertised & {rpc.EXPAND_VOLUME, rpc.VOLUME_MOUNT_GROUP}
+    assert_status(lambda: node.stub.NodeExpandVolume(csi_pb2.NodeExpandVolumeRequest(
+        volume_id="fs:cfs-vvvv2222", volume_path="/x")), grpc.StatusCode.UNIMPLEMENTED)
+
+
+def test_pods_of_one_volume_publish_concurrently(node, paths):
+    # A Deployment's replicas on one node: one staged volume, several targets at once.
+    staging, target = paths
+    node.stage("fs:cfs-wwww3333", staging, v4())
+    targets = [target.parent / f"replica-{n}" for n in range(8)]
+    calls = [node.stub.NodePublishVolume.future(csi_pb2.NodePublishVolumeRequest(
+        volume_id="fs:cfs-wwww3333", staging_target_path=str(staging), target_path=str(each),
+        volume_capability=capability()), timeout=30) for each in targets]
+    for call in calls:
+        call.result()  # none is ABORTED: each holds only its own target
+    assert all(node.mounted(each) for each in targets)
+    for each in targets:
+        node.unpublish("fs:cfs-wwww3333", each)
+    node.unstage("fs:cfs-wwww3333", staging)
+
+
+def test_relative_paths_are_invalid_argument(node, paths):
+    staging, target = paths
+    stub = node.stub
+    calls = [
+        ("staging_target_path", lambda: node.stage("fs:cfs-xxxx4444", Path("rel/globalmount"), v4())),
+        ("target_path", lambda: node.publish("fs:cfs-xxxx4444", staging, Path("rel/mount"))),
+        ("staging_target_path", lambda: node.publish("fs:cfs-xxxx4444", Path("rel/gm"), target)),
+        ("target_path", lambda: node.unpublish("fs:cfs-xxxx4444", Path("rel/mount"))),
+        ("staging_target_path", lambda: node.unstage("fs:cfs-xxxx4444", Path("rel/gm"))),
+        ("volume_path", lambda: stub.NodeGetVolumeStats(csi_pb2.NodeGetVolumeStatsRequest(
+            volume_id="fs:cfs-xxxx4444", volume_path="rel/mount"))),
+    ]
+    for field, call in calls:
+        assert_status(call, grpc.StatusCode.INVALID_ARGUMENT, f"{field} 'rel/", "is not an absolute path")
+    assert node.inside("test", "-e", f"/proc/{node.pid}/cwd/rel").returncode != 0

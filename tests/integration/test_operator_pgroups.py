@@ -3,13 +3,15 @@ reference CFS service over HTTP. The cloud is checked through a second cfs_cloud
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
 from cfs_cloud import CfsClient
+from tests.support.kube import cluster, kube  # noqa: F401  (pytest fixtures)
 from tests.support.kube import (
-    PGROUP_RESOURCE, Cluster, calls_by_action, condition, condition_is, fast_cloud_config, fast_config, kube_api,
+    PGROUP_RESOURCE, calls_by_action, condition, condition_is, fast_cloud_config, fast_config,
     make_file_system, running_operator,
 )
 
@@ -53,17 +55,6 @@ def cloud_rules(client: CfsClient, pgroup_id: str) -> set[tuple[str, str, str, i
 def cloud_group(client: CfsClient, pgroup_id: str) -> dict[str, Any] | None:
     groups = client.call("DescribeCfsPGroups", {})["PGroupList"]
     return next((g for g in groups if g["PGroupId"] == pgroup_id), None)
-
-
-@pytest.fixture
-async def kube():
-    async with kube_api() as api:
-        yield api
-
-
-@pytest.fixture
-def cluster(kube) -> Cluster:
-    return Cluster(kube)
 
 
 async def test_create_update_and_delete_with_fewest_calls(kube, cluster, reference, cloud_client):
@@ -133,7 +124,7 @@ async def test_drift_is_repaired_by_the_timer(kube, cluster, reference, cloud_cl
                                      lambda o: ready(o) and o["status"]["pGroupId"] != pgroup_id)
         assert cloud_rules(cloud_client, obj["status"]["pGroupId"]) == {
             ("10.1.0.0/16", "RO", "root_squash", 1), ("10.2.0.1", "RO", "root_squash", 2)}
-        await cluster.wait_for_events("drifty", "GroupMissing")
+        await cluster.wait_for_events("drifty", "Missing")
 
 
 async def test_adoption_takes_over_rules_and_retains_by_default(kube, cluster, reference, cloud_client):
@@ -187,15 +178,20 @@ async def test_deleting_a_group_in_use_waits_for_its_file_systems(kube, cluster,
         assert cloud_group(cloud_client, pgroup_id) is None
 
 
-async def test_throttling_is_retried_until_the_cloud_recovers(kube, cluster, reference, cloud_client):
-    reference.admin.set_faults([{"action": "CreateCfsRule", "code": "RequestLimitExceeded", "rate": 1.0}])
+@pytest.mark.parametrize(("code", "reason"), [
+    ("RequestLimitExceeded", "Throttled"),
+    ("InternalError", "CloudBusy"),
+    ("FailedOperation.PgroupIsUpdating", "CloudBusy"),
+])
+async def test_transient_failures_are_retried_until_the_cloud_recovers(kube, cluster, reference, cloud_client,
+                                                                       code, reason):
+    reference.admin.set_faults([{"action": "CreateCfsRule", "code": code, "rate": 1.0}])
     async with running_operator(kube, fast_cloud_config(reference), fast_config()):
         await cluster.create(PGROUP_RESOURCE, group("throttled", rules=[rule("10.3.0.0/16", 1), rule("10.4.0.0/16", 2)]))
-        obj = await cluster.wait_for(PGROUP_RESOURCE, "throttled",
-                                     lambda o: condition_is(o, "Synced", "False", "Throttled"))
+        obj = await cluster.wait_for(PGROUP_RESOURCE, "throttled", lambda o: condition_is(o, "Synced", "False", reason))
         # The group exists and its id is kept, so the retry continues instead of creating another.
         pgroup_id = obj["status"]["pGroupId"]
-        assert "RequestLimitExceeded" in condition(obj, "Synced")["message"]
+        assert code in condition(obj, "Synced")["message"]
 
         reference.admin.set_faults([])
         obj = await cluster.wait_for(PGROUP_RESOURCE, "throttled", lambda o: ready(o) and _applied(o))
@@ -204,6 +200,34 @@ async def test_throttling_is_retried_until_the_cloud_recovers(kube, cluster, ref
                                                          ("10.4.0.0/16", "RO", "root_squash", 2)}
         groups = [g for g in cloud_client.call("DescribeCfsPGroups", {})["PGroupList"] if g["Name"] == "throttled"]
         assert len(groups) == 1
+
+
+async def test_name_taken_by_someone_else_vs_our_own_interrupted_create(kube, cluster, reference, cloud_client):
+    foreign = cloud_client.call("CreateCfsPGroup", {"Name": "taken"})["PGroupId"]
+    ours = cloud_client.call("CreateCfsPGroup", {"Name": "lost-reply"})["PGroupId"]
+    async with running_operator(kube, fast_cloud_config(reference), fast_config()):
+        # Someone else's group: never taken over silently.
+        await cluster.create(PGROUP_RESOURCE, group("taken", rules=[rule("*", 1)]))
+        obj = await cluster.wait_for(PGROUP_RESOURCE, "taken", lambda o: condition_is(o, "Ready", "False", "InvalidSpec"))
+        assert condition(obj, "Ready")["message"].startswith("spec.name: a permission group named 'taken' already exists")
+        assert cloud_rules(cloud_client, foreign) == set()
+
+        # Our own create whose reply was lost (status remembers the name being created): recovered.
+        await cluster.create(PGROUP_RESOURCE, {**group("lost-reply", rules=[rule("*", 1)]),
+                                               "status": {"creating": "lost-reply"}})
+        obj = await cluster.wait_for(PGROUP_RESOURCE, "lost-reply", ready)
+        assert obj["status"]["pGroupId"] == ours and obj["status"]["adopted"] is False
+        assert cloud_rules(cloud_client, ours) == {("*", "RO", "root_squash", 1)}
+
+
+async def test_bad_credentials_are_reported_without_the_secret(kube, cluster, reference):
+    secret = "not-the-key-" + "x" * 20
+    async with running_operator(kube, fast_cloud_config(reference, secret_key=secret), fast_config()):
+        await cluster.create(PGROUP_RESOURCE, group("denied", rules=[rule("*", 1)]))
+        obj = await cluster.wait_for(PGROUP_RESOURCE, "denied", lambda o: condition_is(o, "Ready", "False", "AuthFailure"))
+        assert "AuthFailure" in condition(obj, "Ready")["message"]
+        events = await cluster.wait_for_events("denied", "AuthFailure")
+    assert secret not in json.dumps(obj) + json.dumps(events)
 
 
 @pytest.mark.parametrize(("spec", "field"), [

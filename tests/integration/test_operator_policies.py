@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 
 from cfs_cloud import CfsClient, CfsNotFound
+from tests.support.kube import cluster, kube  # noqa: F401  (pytest fixtures)
 from tests.support.kube import (
-    POLICY_RESOURCE, Cluster, calls_by_action, condition, condition_is, fast_cloud_config, fast_config, kube_api,
+    POLICY_RESOURCE, calls_by_action, condition, condition_is, fast_cloud_config, fast_config,
     make_file_system, running_operator,
 )
 
@@ -38,17 +39,6 @@ def bound(client: CfsClient, policy_id: str) -> set[str]:
 
 def synced_with(**status: Any):
     return lambda obj: ready(obj) and all(obj["status"].get(k) == v for k, v in status.items())
-
-
-@pytest.fixture
-async def kube():
-    async with kube_api() as api:
-        yield api
-
-
-@pytest.fixture
-def cluster(kube) -> Cluster:
-    return Cluster(kube)
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 """The `cfs-operator` program itself: flags, credentials from the environment, kubeconfig login,
-liveness endpoint, Prometheus metrics, and a clean exit on SIGTERM. It runs as a subprocess
+kopf peering, liveness endpoint, Prometheus metrics, and a clean exit on SIGTERM. It runs as a subprocess
 against kmock (served by this test's event loop) and the reference service."""
 
 from __future__ import annotations
@@ -12,12 +12,13 @@ import sys
 import time
 
 import aiohttp
-import pytest
 import yaml
 
-from tests.support.kube import PGROUP_RESOURCE, Cluster, condition_is, kube_api
+from tests.support.kube import kube  # noqa: F401  (pytest fixture)
+from tests.support.kube import PGROUP_RESOURCE, Cluster, condition_is
 
 STARTUP_TIMEOUT = 30.0
+PEERING_RESOURCE = "kopf.dev/v1/clusterkopfpeerings"
 
 
 def free_port() -> int:
@@ -34,13 +35,10 @@ async def get_text(url: str) -> tuple[int, str] | None:
         return None
 
 
-@pytest.fixture
-async def kube():
-    async with kube_api() as api:
-        yield api
-
-
 async def test_operator_process_end_to_end(kube, reference, tmp_path):
+    cluster = Cluster(kube)
+    await cluster.create(PEERING_RESOURCE, {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering",
+                                            "metadata": {"name": "cfs-operator"}})
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(yaml.safe_dump({
         "apiVersion": "v1", "kind": "Config", "current-context": "kmock",
@@ -58,7 +56,8 @@ async def test_operator_process_end_to_end(kube, reference, tmp_path):
     with open(log_path, "wb") as log:
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "cfs_operator", "--liveness", f"http://127.0.0.1:{liveness}/healthz",
-            "--metrics-address", f"127.0.0.1:{metrics}", "--drift-interval", "60", "--log-level", "DEBUG",
+            "--metrics-address", f"127.0.0.1:{metrics}", "--drift-interval", "60", "--peering", "cfs-operator",
+            "--log-level", "DEBUG",
             env=env, stdout=log, stderr=asyncio.subprocess.STDOUT)
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT
@@ -67,12 +66,15 @@ async def test_operator_process_end_to_end(kube, reference, tmp_path):
             assert time.monotonic() < deadline, "liveness endpoint never answered:\n" + log_path.read_text()
             await asyncio.sleep(0.2)
 
-        cluster = Cluster(kube)
         await cluster.create(PGROUP_RESOURCE, {
             "apiVersion": "cfs.tencentcloud.com/v1alpha1", "kind": "CfsPermissionGroup",
             "metadata": {"name": "from-process"}, "spec": {"rules": [{"clientIp": "10.7.0.0/16", "priority": 1}]}})
         await cluster.wait_for(PGROUP_RESOURCE, "from-process", lambda o: condition_is(o, "Ready", "True"),
                                timeout=STARTUP_TIMEOUT)
+
+        # The replica announced itself in the peering object (one active replica among peers).
+        peering = cluster.get(PEERING_RESOURCE, "cfs-operator")
+        assert peering.get("status"), peering
 
         status, text = await get_text(f"http://127.0.0.1:{metrics}/metrics")
         assert status == 200

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 
+from tests.support.kube import kube  # noqa: F401  (pytest fixture)
 from tests.support.kube import (
     NAMESPACE_RESOURCE, POLICY_RESOURCE, PV_RESOURCE, PVC_RESOURCE, Cluster, condition_is, fast_cloud_config,
-    fast_config, kube_api, make_file_system, running_operator,
+    fast_config, make_file_system, running_operator,
 )
 
 DRIVER = "cfs.csi.tencentcloud.com"
@@ -32,12 +32,6 @@ def claim(ns: str, name: str, volume_name: str, **labels: str) -> dict[str, Any]
 
 def bound_to(*fs_ids: str):
     return lambda obj: condition_is(obj, "Ready", "True") and obj["status"].get("fileSystemIds") == sorted(fs_ids)
-
-
-@pytest.fixture
-async def kube():
-    async with kube_api() as api:
-        yield api
 
 
 async def test_bindings_follow_claims(kube, reference, cloud_client):

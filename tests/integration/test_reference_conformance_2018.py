@@ -37,6 +37,8 @@ def zone_id(old) -> int:
     regions = old.ok("QueryAvailableZoneInfo")["RegionZones"]
     zone = regions[0]["Zones"][0]
     assert set(zone) == {"Zone", "ZoneId", "ZoneCnName", "Types"}
+    # VersionCtrlType: the 2018-04-16 storage types, all of which its CreateCfsFileSystem accepts
+    assert [t["Type"] for t in zone["Types"]] == ["SD", "EP", "HP", "IA"]
     return zone["ZoneId"]
 
 

@@ -12,6 +12,17 @@ from cfs_reference.catalogue import ACTIONS_2019
 from tests.support.reference import RecordingClient, call, running_reference, sdk_client
 
 ZONE = "ap-shanghai-fsi-1"
+# The data structures' fields, exactly as the docs list them ("数据结构").
+FILE_SYSTEM_INFO = {
+    "CreationTime", "CreationToken", "FileSystemId", "LifeCycleState", "SizeByte", "SizeLimit", "ZoneId", "Zone",
+    "Protocol", "StorageType", "StorageResourcePkg", "BandwidthResourcePkg", "PGroup", "FsName", "Encrypted",
+    "KmsKeyId", "SizeLimitMax", "VpcId", "IpAddress", "AllocedSpace", "TagId", "TagName", "SnapId", "SnapStatus",
+    "BandwidthLimit", "AppId",
+}
+AUTO_SNAPSHOT_POLICY_INFO = {
+    "AutoSnapshotPolicyId", "PolicyName", "CreationTime", "FileSystemNums", "DayOfWeek", "Hour", "IsActive",
+    "NextActiveTime", "Status", "AliveDays", "RegionName", "FileSystems",
+}
 VPC = {"NetInterface": "VPC", "VpcId": "vpc-conform1", "SubnetId": "subnet-conform1"}
 
 
@@ -33,6 +44,11 @@ def new_fs(cfs, name: str, **overrides) -> str:
     return cfs.ok("CreateCfsFileSystem", **params)["FileSystemId"]
 
 
+def admin_fs(ref, fs_id: str) -> dict:
+    """The file system as the admin state shows it (FileSystemInfo + DataDir, Tags, ...)."""
+    return next(f for f in ref.admin.state()["FileSystems"] if f["FileSystemId"] == fs_id)
+
+
 def describe_fs(cfs, fs_id: str) -> dict:
     return cfs.ok("DescribeCfsFileSystems", FileSystemId=fs_id)["FileSystems"][0]
 
@@ -46,13 +62,13 @@ def test_create_file_system_reply_and_info(ref, cfs):
     assert created["LifeCycleState"] == "creating" and created["CfsId"] == created["FileSystemId"]
     assert (created["FsName"], created["CreationToken"], created["SizeByte"]) == ("conf_info", "conf_info", 0)
     info = describe_fs(cfs, created["FileSystemId"])
-    data_dir = next(f["DataDir"] for f in ref.admin.state()["FileSystems"] if f["FileSystemId"] == info["FileSystemId"])
+    data_dir = admin_fs(ref, info["FileSystemId"])["DataDir"]
     assert os.stat(data_dir).st_mode & 0o777 == 0o755  # "每个文件系统默认为 755 权限"
-    assert info["LifeCycleState"] == "available"
+    assert info["LifeCycleState"] == "available" and set(info) == FILE_SYSTEM_INFO
     assert (info["Zone"], info["Protocol"], info["StorageType"], info["VpcId"]) == (
         ZONE, "NFS", "SD", "vpc-conform1")
     assert info["PGroup"] == {"PGroupId": "pgroupbasic", "Name": "默认权限组"}
-    assert info["Tags"] == [{"TagKey": "team", "TagValue": "a"}]
+    assert admin_fs(ref, info["FileSystemId"])["Tags"] == [{"TagKey": "team", "TagValue": "a"}]
     english = cfs.ok("DescribeCfsFileSystems", FileSystemId=created["FileSystemId"], InternationalFlag=1)
     assert english["FileSystems"][0]["PGroup"]["Name"] == "Default permission group"
 
@@ -80,11 +96,27 @@ def test_create_file_system_reply_and_info(ref, cfs):
         ({"SnapId": "cfssnap-00000000"}, "ResourceNotFound.SnapNotExist"),
         ({"Encrypted": True}, "InvalidParameterValue.MissingKmsKeyId"),
         ({"ResourceTags": [{"TagKey": " ", "TagValue": "v"}]}, "InvalidParameter.InvalidTagKey"),
+        # docs "使用标签": at most 50 tags; keys of digits, letters, +=.@- up to 255 characters, not
+        # starting qcloud / tencent / project; values empty or the same characters up to 127
+        ({"ResourceTags": [{"TagKey": f"k{n}", "TagValue": "v"} for n in range(51)]},
+         "ResourceInsufficient.TagLimitExceeded"),
+        ({"ResourceTags": [{"TagKey": "qcloud-owner", "TagValue": "v"}]}, "InvalidParameter.InvalidTagKey"),
+        ({"ResourceTags": [{"TagKey": "team name", "TagValue": "v"}]}, "InvalidParameter.InvalidTagKey"),
+        ({"ResourceTags": [{"TagKey": "k" * 256, "TagValue": "v"}]}, "InvalidParameter.InvalidTagKey"),
+        ({"ResourceTags": [{"TagKey": "team", "TagValue": "a/b"}]}, "InvalidParameterValue"),
+        ({"ResourceTags": [{"TagKey": "team", "TagValue": "v" * 128}]}, "InvalidParameterValue"),
     ],
 )
 def test_create_file_system_errors(cfs, overrides, code):
     params = {"Zone": ZONE, "PGroupId": "pgroupbasic", "FsName": "conf_bad", **VPC, **overrides}
     cfs.fails(code, "CreateCfsFileSystem", **{k: v for k, v in params.items() if v is not None})
+
+
+def test_tags_at_their_documented_limits_are_accepted(ref, cfs):
+    tags = [{"TagKey": f"{n}" + "k" * 254, "TagValue": ""} for n in range(10)]  # 255 characters, empty value
+    tags += [{"TagKey": f"a+=.@-{n}", "TagValue": "v" * 127} for n in range(40)]
+    fs_id = new_fs(cfs, "conf_tags", ResourceTags=tags)
+    assert admin_fs(ref, fs_id)["Tags"] == tags
 
 
 def test_mount_ip_is_honoured_and_then_taken(cfs):
@@ -119,6 +151,15 @@ def test_describe_filters_and_pagination(cfs):
     assert by_vpc_targets["TotalCount"] == 3
     assert {t["FileSystemId"] for t in by_vpc_targets["MountTargets"]} == {ids[0], ids[2], ids[4]}
     assert all(len(t["FSID"]) == 8 for t in by_vpc_targets["MountTargets"])
+    # every filter applies, FileSystemId included
+    assert cfs.ok("DescribeCfsFileSystems", FileSystemId=ids[1], VpcId="vpc-paging")["TotalCount"] == 1
+    assert cfs.ok("DescribeCfsFileSystems", FileSystemId=ids[1], SubnetId="subnet-p0")["FileSystems"] == []
+    # malformed network ids get the codes these actions document
+    cfs.fails("InvalidParameterValue.InvalidVpcId", "DescribeCfsFileSystems", VpcId="net-1")
+    cfs.fails("InvalidParameterValue.InvalidSubnetId", "DescribeCfsFileSystems", SubnetId="sn-1")
+    cfs.fails("InvalidParameterValue.InvalidVpcId", "DescribeCfsFileSystemsByVpc", VpcId="net-1")
+    cfs.fails("InvalidParameterValue.InvalidSubnetId", "DescribeCfsFileSystemsByVpc", VpcId="vpc-paging",
+              SubnetId="sn-1")
 
 
 def test_rename_size_limit_and_clients(cfs):
@@ -138,12 +179,14 @@ def test_rename_size_limit_and_clients(cfs):
     assert "FsLimit" in message and "1073741824" in message
     assert cfs.ok("DescribeCfsFileSystemClients", FileSystemId=fs_id)["ClientList"] == []
     cfs.fails("ResourceNotFound.FileSystemNotFound", "DescribeCfsFileSystemClients", FileSystemId="cfs-00000000")
+    for action in ("DescribeCfsFileSystemClients", "DescribeMountTargets", "DescribeCfsFileSystems"):
+        cfs.fails("InvalidParameterValue.MissingFileSystemId", action, FileSystemId="")
 
 
 def test_size_byte_reflects_stored_data(ref, cfs):
     fs_id = new_fs(cfs, "conf_size")
     describe_fs(cfs, fs_id)
-    data_dir = next(f["DataDir"] for f in ref.admin.state()["FileSystems"] if f["FileSystemId"] == fs_id)
+    data_dir = admin_fs(ref, fs_id)["DataDir"]
     with open(f"{data_dir}/blob", "wb") as blob:
         blob.write(b"x" * 12345)
     deadline = time.monotonic() + 5
@@ -365,13 +408,15 @@ def test_policies_crud_bind_and_errors(cfs):
     cfs.ok("BindAutoSnapshotPolicy", AutoSnapshotPolicyId=policy_id, FileSystemIds=f"{fs_a},{fs_b}")
     shown = cfs.ok("DescribeAutoSnapshotPolicies", AutoSnapshotPolicyId=policy_id)["AutoSnapshotPolicies"][0]
     assert (shown["DayOfWeek"], shown["Hour"], shown["AliveDays"], shown["FileSystemNums"]) == ("1,7", "0,23", 7, 2)
-    assert shown["NextActiveTime"] and describe_fs(cfs, fs_a)["AutoSnapshotPolicyId"] == policy_id
+    assert shown["NextActiveTime"] and set(shown) == AUTO_SNAPSHOT_POLICY_INFO
+    assert sorted(f["FileSystemId"] for f in shown["FileSystems"]) == sorted([fs_a, fs_b])
     cfs.ok("UpdateAutoSnapshotPolicy", AutoSnapshotPolicyId=policy_id, Hour="3", IsActive=0)
     shown = cfs.ok("DescribeAutoSnapshotPolicies",
                    Filters=[{"Name": "AutoSnapshotPolicyName", "Values": ["conf_policy"]}])["AutoSnapshotPolicies"][0]
-    assert (shown["Hour"], shown["IsActivated"]) == ("3", 0)
+    assert (shown["Hour"], shown["IsActive"]) == ("3", 0)
     cfs.ok("UnbindAutoSnapshotPolicy", AutoSnapshotPolicyId=policy_id, FileSystemIds=fs_a)
-    assert describe_fs(cfs, fs_a)["AutoSnapshotPolicyId"] == ""
+    shown = cfs.ok("DescribeAutoSnapshotPolicies", AutoSnapshotPolicyId=policy_id)["AutoSnapshotPolicies"][0]
+    assert [f["FileSystemId"] for f in shown["FileSystems"]] == [fs_b]
     cfs.fails("ResourceNotFound", "UnbindAutoSnapshotPolicy", AutoSnapshotPolicyId=policy_id, FileSystemIds=fs_a)
     cfs.fails("ResourceNotFound.FileSystemNotFound", "BindAutoSnapshotPolicy", AutoSnapshotPolicyId=policy_id,
               FileSystemIds="cfs-00000000")
@@ -379,7 +424,12 @@ def test_policies_crud_bind_and_errors(cfs):
     cfs.fails("InvalidParameterValue", "CreateAutoSnapshotPolicy", DayOfWeek="1", Hour="24")
     cfs.fails("InvalidParameterValue", "UpdateAutoSnapshotPolicy", AutoSnapshotPolicyId=policy_id, IsActive=2)
     cfs.ok("DeleteAutoSnapshotPolicy", AutoSnapshotPolicyId=policy_id)
-    assert describe_fs(cfs, fs_b)["AutoSnapshotPolicyId"] == ""
+    # the deleted policy's file system is free for another one
+    other = cfs.ok("CreateAutoSnapshotPolicy", DayOfWeek="2", Hour="1")["AutoSnapshotPolicyId"]
+    cfs.ok("BindAutoSnapshotPolicy", AutoSnapshotPolicyId=other, FileSystemIds=fs_b)
+    assert cfs.ok("DescribeAutoSnapshotPolicies", AutoSnapshotPolicyId=other)["AutoSnapshotPolicies"][0][
+        "FileSystemNums"] == 1
+    cfs.ok("DeleteAutoSnapshotPolicy", AutoSnapshotPolicyId=other)
     cfs.fails("ResourceNotFound", "DeleteAutoSnapshotPolicy", AutoSnapshotPolicyId=policy_id)
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import pytest
@@ -18,31 +20,43 @@ from cfs_reference.signatures import (
     tc3_date,
     tc3_signature,
     tc3_string_to_sign,
+    v1_signature,
+    v1_string_to_sign,
 )
 from tests.support.reference import call, outcome, running_reference, sdk_client
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
+# A temporary key: configured with its session token, which every request must then carry.
+TEMP_ID, TEMP_KEY, TEMP_TOKEN = "AKIDtemporarykey0001", "temporary-secret-key-81", "temporary-session-token-Qx71"
+
+
 @pytest.fixture(scope="module")
 def ref(tmp_path_factory):
-    with running_reference(tmp_path_factory.mktemp("reference"), extra_args=["--no-rate-limits"]) as reference:
+    with running_reference(tmp_path_factory.mktemp("reference"), extra_args=[
+        "--no-rate-limits", "--credential", f"{TEMP_ID}:{TEMP_KEY}:{TEMP_TOKEN}",
+    ]) as reference:
         yield reference
 
 
 def raw_call(ref, action: str, body: bytes = b"{}", *, version: str = "2019-07-19", key: str | None = None,
              sign_host: str | None = None, sign_body: bytes | None = None, timestamp: int | None = None,
-             region: str | None = None) -> tuple[dict, dict]:
-    """A hand-built TC3 request; the keyword arguments let a test sign something other than what it sends."""
+             region: str | None = None, method: str = "POST", query: str = "",
+             content_type: str = "application/json") -> tuple[dict, dict]:
+    """A hand-built TC3 request (GET sends `query` and no body); the keyword arguments let a test
+    sign something other than what it sends."""
     timestamp = int(time.time()) if timestamp is None else timestamp
     date = tc3_date(timestamp)
-    signed = {"content-type": "application/json", "host": sign_host or ref.endpoint}
-    canonical = tc3_canonical_request("POST", "", signed, ["content-type", "host"],
-                                      body if sign_body is None else sign_body)
+    payload = body if method == "POST" else b""
+    signed = {"content-type": content_type, "host": sign_host or ref.endpoint}
+    canonical = tc3_canonical_request(method, query, signed, ["content-type", "host"],
+                                      payload if sign_body is None else sign_body)
     scope = f"{date}/cfs/tc3_request"
     signature = tc3_signature(key or ref.secret_key, date, "cfs", tc3_string_to_sign(timestamp, scope, canonical))
-    request = urllib.request.Request(ref.url + "/", data=body, method="POST", headers={
-        "Content-Type": "application/json",
+    url = ref.url + "/" + (f"?{query}" if query else "")
+    request = urllib.request.Request(url, data=payload if method == "POST" else None, method=method, headers={
+        "Content-Type": content_type,
         "Authorization": tc3_authorization(ref.secret_id, scope, ["content-type", "host"], signature),
         "X-TC-Action": action, "X-TC-Version": version, "X-TC-Region": region or ref.region,
         "X-TC-Timestamp": str(timestamp),
@@ -125,6 +139,7 @@ def test_expired_tampered_and_wrong_host_are_rejected(ref):
                                 b' "FsName": "x", "VpcId": "vpc-a", "SubnetId": "subnet-a", "Encrypted": "yes"}',
          {}, "InvalidParameter", "Encrypted"),
         ("DescribeCfsSnapshots", b'{"Filters": [{"Name": "Status"}]}', {}, "MissingParameter", "Filters.0.Values"),
+        ("DescribeCfsFileSystems", b'{"Limit": null}', {}, "InvalidParameter", "Limit"),  # "允许NULL: 否"
     ],
 )
 def test_public_error_codes_name_the_field(ref, action, body, kwargs, code, mentions):
@@ -132,6 +147,54 @@ def test_public_error_codes_name_the_field(ref, action, body, kwargs, code, ment
     error = payload["Response"]["Error"]
     assert error["Code"] == code
     assert mentions in error["Message"]
+
+
+def test_tc3_content_type_per_http_method(ref):
+    """"对于GET方法，只支持 Content-Type: application/x-www-form-urlencoded"; POST takes JSON."""
+    listed, _ = raw_call(ref, "DescribeCfsFileSystems", method="GET", query="Limit=1",
+                         content_type="application/x-www-form-urlencoded")
+    assert "Error" not in listed["Response"] and "TotalCount" in listed["Response"]
+    for method, query, content_type, wanted in [
+        ("GET", "Limit=1", "application/json", "application/x-www-form-urlencoded"),
+        ("POST", "", "application/x-www-form-urlencoded", "application/json"),
+    ]:
+        payload, _ = raw_call(ref, "DescribeCfsFileSystems", b'{"Limit": 1}', method=method, query=query,
+                              content_type=content_type)
+        error = payload["Response"]["Error"]
+        assert error["Code"] == "InvalidParameter" and wanted in error["Message"]
+
+
+def v1_get(ref, params: dict[str, str]) -> dict:
+    """Send an already signed v1 GET request; returns the Response object."""
+    url = ref.url + "/?" + urllib.parse.urlencode(params)
+    with urllib.request.urlopen(url, timeout=10) as reply:
+        return json.loads(reply.read())["Response"]
+
+
+def test_v1_replayed_request_is_rejected(ref):
+    """Nonce "与 Timestamp 联合起来，用于防止重放攻击": a captured request cannot be sent again."""
+    params = {"Action": "DescribeCfsServiceStatus", "Version": "2019-07-19", "Region": ref.region,
+              "Nonce": str(secrets.randbelow(10**9) + 1), "Timestamp": str(int(time.time())),
+              "SecretId": ref.secret_id, "SignatureMethod": "HmacSHA256"}
+    params["Signature"] = v1_signature(ref.secret_key, v1_string_to_sign("GET", ref.endpoint, "/", params),
+                                       "HmacSHA256")
+    assert "CfsServiceStatus" in v1_get(ref, params)
+    replay = v1_get(ref, params)["Error"]
+    assert replay["Code"] == "AuthFailure.SignatureFailure" and "Nonce" in replay["Message"]
+
+
+@pytest.mark.parametrize("sign_method", ["TC3-HMAC-SHA256", "HmacSHA256"])
+def test_temporary_credentials_need_their_token(ref, sign_method):
+    def outcome_with(token):
+        cfs = sdk_client(ref, sign_method=sign_method, secret_id=TEMP_ID, secret_key=TEMP_KEY, token=token)
+        return outcome(cfs, "DescribeCfsServiceStatus")
+
+    assert outcome_with(TEMP_TOKEN) == "OK"
+    assert outcome_with(None) == "AuthFailure.TokenFailure"
+    assert outcome_with("a-stolen-token") == "AuthFailure.TokenFailure"
+    # a long-term key needs no token ("长期密钥不需要 Token"), and one sent along is not checked
+    assert outcome(sdk_client(ref, sign_method=sign_method, token="unneeded"), "DescribeCfsServiceStatus") == "OK"
+    assert TEMP_TOKEN not in ref.log_text() and TEMP_KEY not in ref.log_text()
 
 
 def test_v1_form_post_without_signature_is_missing_parameter(ref):
@@ -142,6 +205,16 @@ def test_v1_form_post_without_signature_is_missing_parameter(ref):
     with urllib.request.urlopen(request, timeout=10) as reply:
         error = json.loads(reply.read())["Response"]["Error"]
     assert error["Code"] == "MissingParameter" and "SecretId" in error["Message"]
+
+
+def test_v1_form_post_over_one_megabyte_is_refused(ref):
+    """"POST 请求使用签名方法为 HmacSHA1、HmacSHA256 时不得超过 1 MB"."""
+    body = b"Action=CreateCfsPGroup&Version=2019-07-19&DescInfo=" + b"d" * (1024 * 1024)
+    request = urllib.request.Request(ref.url + "/", data=body, method="POST",
+                                     headers={"Content-Type": "application/x-www-form-urlencoded"})
+    with urllib.request.urlopen(request, timeout=10) as reply:
+        error = json.loads(reply.read())["Response"]["Error"]
+    assert error["Code"] == "InvalidParameter" and "1048576 bytes" in error["Message"]
 
 
 def test_unsupported_http_method(ref):

@@ -69,6 +69,10 @@ def test_file_system_lifecycle_and_mount_target(cfs):
     with pytest.raises(TencentCloudSDKException) as creating:
         call(cfs, "DeleteCfsFileSystem", FileSystemId=fs_id)
     assert creating.value.code == "InvalidParameterValue.InvalidFsStatus"
+    # DescribeCfsFileSystemClients documents no InvalidFsStatus: no mount target exists yet
+    with pytest.raises(TencentCloudSDKException) as no_target:
+        call(cfs, "DescribeCfsFileSystemClients", FileSystemId=fs_id)
+    assert no_target.value.code == "ResourceNotFound.MountTargetNotFound"
     fs = wait_state(cfs, fs_id, "available")
     assert fs["LifeCycleState"] == "available"
     assert fs["PGroup"]["PGroupId"] == "pgroupbasic"

@@ -40,12 +40,18 @@ MOUNT_CAPABILITY = csi_pb2.VolumeCapability(
     mount=csi_pb2.VolumeCapability.MountVolume(),
     access_mode=csi_pb2.VolumeCapability.AccessMode(
         mode=csi_pb2.VolumeCapability.AccessMode.MULTI_NODE_MULTI_WRITER))
+READ_ONLY_CAPABILITY = csi_pb2.VolumeCapability(
+    mount=csi_pb2.VolumeCapability.MountVolume(),
+    access_mode=csi_pb2.VolumeCapability.AccessMode(
+        mode=csi_pb2.VolumeCapability.AccessMode.MULTI_NODE_READER_ONLY))
 
 
 def create_request(name: str, parameters: dict | None = None, gib: int = 1,
                    **fields) -> csi_pb2.CreateVolumeRequest:
+    """A CreateVolumeRequest for a MULTI_NODE_MULTI_WRITER mount unless `fields` say otherwise."""
+    fields.setdefault("volume_capabilities", [MOUNT_CAPABILITY])
     return csi_pb2.CreateVolumeRequest(
-        name=name, parameters=parameters or {}, volume_capabilities=[MOUNT_CAPABILITY],
+        name=name, parameters=parameters or {},
         capacity_range=csi_pb2.CapacityRange(required_bytes=gib * GIB), **fields)
 
 
@@ -72,6 +78,28 @@ class Controller:
 
     def delete(self, volume_id: str) -> None:
         self.stub.DeleteVolume(csi_pb2.DeleteVolumeRequest(volume_id=volume_id))
+
+
+def wait_for(condition, timeout: float = 15.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def snapshot_request(name: str, source: str, **fields) -> csi_pb2.CreateSnapshotRequest:
+    return csi_pb2.CreateSnapshotRequest(name=name, source_volume_id=source, **fields)
+
+
+def wait_ready(controller: Controller, name: str, source: str, timeout: float = 10.0) -> csi_pb2.Snapshot:
+    """What external-snapshotter does: call CreateSnapshot again until ready_to_use."""
+    deadline = time.monotonic() + timeout
+    while True:
+        snapshot = controller.stub.CreateSnapshot(snapshot_request(name, source)).snapshot
+        if snapshot.ready_to_use or time.monotonic() > deadline:
+            return snapshot
+        time.sleep(0.05)
 
 
 def rpc_error(call, request) -> grpc.RpcError:

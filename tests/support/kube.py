@@ -18,6 +18,7 @@ import copy
 import itertools
 import time
 import uuid
+import warnings
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ import attrs
 import kmock
 from kmock._internal import parsing as kmock_parsing
 import kopf
+import pytest
 import yaml
 
 import cfs_operator
@@ -71,7 +73,9 @@ def register_resources(server: kmock.KubernetesEmulator) -> None:
     """Built-in resources plus every CRD of the operator, as API discovery will report them."""
     if not getattr(kmock_parsing.parse_path, "fixes_namespaces", False):
         kmock_parsing.parse_path = _parse_path_with_namespaces(kmock_parsing.parse_path)
-    server.resources.load_bundled()
+    with warnings.catch_warnings():   # kmock 0.8 reads its bundle with a deprecated importlib call
+        warnings.simplefilter("ignore", DeprecationWarning)
+        server.resources.load_bundled()
     for crd in load_crds():
         names = crd["spec"]["names"]
         for version in crd["spec"]["versions"]:
@@ -90,7 +94,7 @@ def register_resources(server: kmock.KubernetesEmulator) -> None:
 class VersionedEmulator(kmock.KubernetesEmulator):
     """kmock's Kubernetes emulator, plus what an API server does on writes and kmock 0.8 does not.
 
-    A new metadata.resourceVersion on every write: kopf tells its own just-patched state from stale
+    A bounded request log (below). A new metadata.resourceVersion on every write: kopf tells its own just-patched state from stale
     watch events by it. A uid and creationTimestamp on create: kopf keeps per-object memory (timers,
     memo) by uid. A name for objects created with generateName (kopf's Events), which kmock would
     otherwise store all under one empty name.
@@ -99,6 +103,9 @@ class VersionedEmulator(kmock.KubernetesEmulator):
     _versions: Iterator[int] = attrs.field(factory=lambda: itertools.count(1), init=False)
 
     async def _handle(self, request: Any) -> Any:
+        # kmock matches each request against its whole request history (O(n) per request); the
+        # tests assert on stored objects, never on that history, so only the current one is kept.
+        del self._requests[:-1]
         writes = (kmock.action.CREATE, kmock.action.UPDATE)
         if request.resource is not None and request.action in writes and isinstance(request.data, dict):
             metadata = request.data.setdefault("metadata", {})
@@ -118,6 +125,19 @@ async def kube_api() -> AsyncIterator[VersionedEmulator]:
     async with VersionedEmulator() as emulator, kmock.Server(emulator):
         register_resources(emulator)
         yield emulator
+
+
+@pytest.fixture
+async def kube() -> AsyncIterator[VersionedEmulator]:
+    """Fixture: the in-memory Kubernetes API for one test."""
+    async with kube_api() as api:
+        yield api
+
+
+@pytest.fixture
+def cluster(kube: VersionedEmulator) -> "Cluster":
+    """Fixture: kubectl-like access to `kube`."""
+    return Cluster(kube)
 
 
 def _path(resource: str, namespace: str | None, name: str | None = None) -> str:

@@ -171,8 +171,10 @@ def running_reference(
 
 
 def sdk_client(reference: RunningReference, version: str = "2019-07-19", sign_method: str = "TC3-HMAC-SHA256",
-               req_method: str = "POST", secret_id: str | None = None, secret_key: str | None = None):
-    """An official-SDK client (CommonClient: any action of either version) pointed at `reference`."""
+               req_method: str = "POST", secret_id: str | None = None, secret_key: str | None = None,
+               token: str | None = None):
+    """An official-SDK client (CommonClient: any action of either version) pointed at `reference`;
+    `token` makes the SDK send X-TC-Token (v1: Token), as it does for temporary credentials."""
     from tencentcloud.common import credential
     from tencentcloud.common.common_client import CommonClient
     from tencentcloud.common.profile.client_profile import ClientProfile
@@ -182,7 +184,7 @@ def sdk_client(reference: RunningReference, version: str = "2019-07-19", sign_me
         signMethod=sign_method,
         httpProfile=HttpProfile(endpoint=reference.endpoint, protocol="http", reqMethod=req_method),
     )
-    cred = credential.Credential(secret_id or reference.secret_id, secret_key or reference.secret_key)
+    cred = credential.Credential(secret_id or reference.secret_id, secret_key or reference.secret_key, token)
     return CommonClient("cfs", version, cred, reference.region, profile)
 
 

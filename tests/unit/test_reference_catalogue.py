@@ -74,8 +74,10 @@ def test_json_validation_errors_name_the_field(params, code, mentions):
     assert caught.value.code == code and mentions in caught.value.message
 
 
-def test_null_optional_values_are_ignored_and_required_ones_missing():
-    assert validate_json(ACTIONS_2019["DescribeCfsFileSystems"], {"Limit": None}) == {}
+@pytest.mark.parametrize(("action", "params"), [("DescribeCfsFileSystems", {"Limit": None}),
+                                                ("DescribeCfsRules", {"PGroupId": None})])
+def test_null_values_are_invalid(action, params):
+    """Every parameter's "允许NULL" column says "否": null is an invalid value, optional or not."""
     with pytest.raises(ApiError) as caught:
-        validate_json(ACTIONS_2019["DescribeCfsRules"], {"PGroupId": None})
-    assert caught.value.code == "MissingParameter" and "PGroupId" in caught.value.message
+        validate_json(ACTIONS_2019[action], params)
+    assert caught.value.code == "InvalidParameter" and next(iter(params)) in caught.value.message

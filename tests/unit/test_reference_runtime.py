@@ -12,6 +12,7 @@ from cfs_reference.backend.regions import Regions
 from cfs_reference.calls import CallLog
 from cfs_reference.errors import ApiError
 from cfs_reference.faults import Faults, FaultRule, parse_fault, parse_latency
+from cfs_reference.main import parse_settings
 from cfs_reference.ratelimit import RateLimiter
 
 
@@ -124,3 +125,11 @@ def test_zones_resolve_by_name_or_id():
     with pytest.raises(ApiError) as unsupported:
         regions.check("ap-nowhere")
     assert unsupported.value.code == "UnsupportedRegion"
+
+
+def test_credentials_long_term_and_temporary(monkeypatch):
+    """ID:KEY is a long-term key; ID:KEY:TOKEN a temporary one whose requests carry TOKEN."""
+    monkeypatch.setenv("CFS_REFERENCE_CREDENTIALS", "AKIDenv:envkey:envtoken")
+    settings, _ = parse_settings(["--credential", "AKIDlong:longkey", "--credential", "AKIDtemp:tempkey:temptoken"])
+    assert settings.credentials == {"AKIDlong": "longkey", "AKIDtemp": "tempkey", "AKIDenv": "envkey"}
+    assert settings.tokens == {"AKIDtemp": "temptoken", "AKIDenv": "envtoken"}

@@ -197,10 +197,72 @@ def test_v1_accepts_both_methods(verifier, method):
         (dict(v1_params(), SecretId="AKIDunknown"), "AuthFailure.SecretIdNotFound"),
         (dict(v1_params(), Limit="5"), "AuthFailure.SignatureFailure"),  # parameter added after signing
         ({k: v for k, v in v1_params().items() if k != "Nonce"}, "MissingParameter"),
+        (v1_params(Nonce="0"), "InvalidParameter"),  # "随机正整数"
     ],
-    ids=["wrong-key", "expired", "unknown-id", "tampered", "no-nonce"],
+    ids=["wrong-key", "expired", "unknown-id", "tampered", "no-nonce", "zero-nonce"],
 )
 def test_v1_rejections(verifier, params, code):
     with pytest.raises(ApiError) as caught:
         verifier.verify_v1("GET", "127.0.0.1:8080", "/", params)
     assert caught.value.code == code
+
+
+# ---- replay protection (v1 Nonce) and temporary credentials (Token) ----
+
+
+def reject_v1(verifier: Verifier, params: dict[str, str]) -> ApiError:
+    with pytest.raises(ApiError) as caught:
+        verifier.verify_v1("GET", "127.0.0.1:8080", "/", params)
+    return caught.value
+
+
+def test_v1_replayed_nonce_is_rejected(verifier):
+    """Nonce "与 Timestamp 联合起来，用于防止重放攻击": the same signed request works once."""
+    request = v1_params()
+    assert verifier.verify_v1("GET", "127.0.0.1:8080", "/", request) == SECRET_ID
+    replay = reject_v1(verifier, request)
+    assert replay.code == "AuthFailure.SignatureFailure" and "Nonce 42" in replay.message
+    assert verifier.verify_v1("GET", "127.0.0.1:8080", "/", v1_params(Nonce="43")) == SECRET_ID
+    # the same Nonce with another Timestamp is another request
+    assert verifier.verify_v1("GET", "127.0.0.1:8080", "/", v1_params(Timestamp=str(NOW + 1))) == SECRET_ID
+
+
+def test_v1_old_nonces_are_forgotten_once_their_timestamp_has_expired():
+    clock = [float(NOW)]
+    verifier = Verifier({SECRET_ID: SECRET_KEY}, clock=lambda: clock[0])
+    request = v1_params()
+    verifier.verify_v1("GET", "127.0.0.1:8080", "/", request)
+    clock[0] += 301
+    assert reject_v1(verifier, request).code == "AuthFailure.SignatureExpire"  # replay still refused
+    verifier.verify_v1("GET", "127.0.0.1:8080", "/", v1_params(Timestamp=str(NOW + 301)))
+    assert len(verifier._used_nonces) == 1  # the expired pair no longer takes memory
+
+
+TOKEN = "temporary-session-token-0042"
+
+
+@pytest.fixture
+def temporary_verifier():
+    return Verifier({SECRET_ID: SECRET_KEY}, clock=lambda: NOW, tokens={SECRET_ID: TOKEN})
+
+
+@pytest.mark.parametrize("token", [None, "another-token"], ids=["missing", "wrong"])
+def test_temporary_key_needs_its_token(temporary_verifier, token):
+    headers = signed() if token is None else {**signed(), "x-tc-token": token}
+    error = reject(temporary_verifier, headers)
+    assert error.code == "AuthFailure.TokenFailure" and "X-TC-Token" in error.message
+    assert TOKEN not in error.message
+    params = v1_params() if token is None else v1_params(Token=token)
+    v1_error = reject_v1(temporary_verifier, params)
+    assert v1_error.code == "AuthFailure.TokenFailure" and TOKEN not in v1_error.message
+
+
+def test_temporary_key_with_its_token_is_accepted(temporary_verifier):
+    assert temporary_verifier.verify_tc3("POST", "", {**signed(), "x-tc-token": TOKEN}, BODY) == SECRET_ID
+    assert temporary_verifier.verify_v1("GET", "127.0.0.1:8080", "/", v1_params(Token=TOKEN)) == SECRET_ID
+
+
+def test_long_term_key_needs_no_token_and_ignores_one(verifier):
+    """"长期密钥不需要 Token"."""
+    assert verifier.verify_tc3("POST", "", {**signed(), "x-tc-token": "anything"}, BODY) == SECRET_ID
+    assert verifier.verify_v1("GET", "127.0.0.1:8080", "/", v1_params(Token="anything")) == SECRET_ID

@@ -109,7 +109,8 @@ def query_cfs_rule(backend: Backend, region: str, p: Params) -> Params:
 
 
 def query_available_zone_info(backend: Backend, region: str, p: Params) -> Params:
-    regions = v2019.describe_available_zone_info(backend, region, p)["RegionZones"]
+    # VersionCtrlType: 2018-04-16 sells "SD" 标准、"EP" 极速型、"HP" 高性能、"IA" 低频
+    regions = v2019.region_zones(backend, STORAGE_TYPES_2018)
     return {"RegionZones": [
         {
             "Region": r["Region"], "RegionName": r["RegionName"], "RegionStatus": r["RegionStatus"],

@@ -10,7 +10,7 @@ from cfs_reference.api.filters import match_filters
 from cfs_reference.backend import Backend
 from cfs_reference.backend.file_systems import NewFileSystem
 from cfs_reference.backend.groups import RuleFields
-from cfs_reference.backend.limits import split_ids
+from cfs_reference.backend.limits import PROTOCOLS, STORAGE_TYPES, split_ids
 from cfs_reference.backend.state import timestamp_text
 from cfs_reference.errors import ApiError
 
@@ -105,7 +105,10 @@ def describe_mount_targets(backend: Backend, region: str, p: Params) -> Params:
 
 
 def describe_cfs_file_system_clients(backend: Backend, region: str, p: Params) -> Params:
-    backend.file_systems.mount_targets(region, p["FileSystemId"])
+    # InvalidFsStatus is not among this action's codes: a file system still creating has no
+    # mount target yet (ResourceNotFound.MountTargetNotFound).
+    backend.file_systems.mount_targets(region, p["FileSystemId"],
+                                       while_creating="ResourceNotFound.MountTargetNotFound")
     # Client lists come from the vendor's monitoring agent ("需要客户端安装CFS监控插件"),
     # which nothing here runs: there are no reporting clients.
     return {"ClientList": []}
@@ -305,7 +308,12 @@ def describe_auto_snapshot_policies(backend: Backend, region: str, p: Params) ->
 
 
 def describe_available_zone_info(backend: Backend, region: str, p: Params) -> Params:
-    return {"RegionZones": [
+    return {"RegionZones": region_zones(backend, STORAGE_TYPES)}
+
+
+def region_zones(backend: Backend, storage_types: tuple[str, ...]) -> list[Params]:
+    """AvailableRegion / VersionCtrlRegion items; `storage_types` are those the API version sells."""
+    return [
         {
             "Region": name,
             "RegionName": name,
@@ -319,16 +327,16 @@ def describe_available_zone_info(backend: Backend, region: str, p: Params) -> Pa
                     "ZoneEnName": zone.name,
                     "Types": [
                         {"Type": storage, "Protocols": [
-                            {"Protocol": protocol, "SaleStatus": "saling"} for protocol in ("NFS", "CIFS")
+                            {"Protocol": protocol, "SaleStatus": "saling"} for protocol in PROTOCOLS
                         ]}
-                        for storage in ("SD", "HP")
+                        for storage in storage_types
                     ],
                 }
                 for zone in backend.regions.zones_of(name)
             ],
         }
         for name in backend.regions.names
-    ]}
+    ]
 
 
 def describe_cfs_service_status(backend: Backend, region: str, p: Params) -> Params:

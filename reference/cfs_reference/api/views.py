@@ -27,7 +27,8 @@ def pgroup_name(group: dict[str, Any], lang: str) -> str:
 
 
 def file_system_info(backend: Backend, fs: dict[str, Any], lang: str = "zh") -> dict[str, Any]:
-    """FileSystemInfo (2019-07-19); the 2018-04-16 structure is a subset of it."""
+    """FileSystemInfo (2019-07-19), exactly the documented fields; the 2018-04-16 structure is a
+    subset of it."""
     group = backend.state.tables[PGROUP].get(fs["pgroup_id"], {"id": fs["pgroup_id"], "name": ""})
     name = fs["name"] or UNNAMED[lang]
     snapshot = backend.state.tables[SNAPSHOT].get(fs["snap_id"])
@@ -58,9 +59,12 @@ def file_system_info(backend: Backend, fs: dict[str, Any], lang: str = "zh") -> 
         "SnapStatus": snapshot["state"] if snapshot else "",
         "BandwidthLimit": 0,
         "AppId": APP_ID,
-        "AutoSnapshotPolicyId": fs["policy_id"],
-        "Tags": [{"TagKey": k, "TagValue": v} for k, v in fs["tags"]],
     }
+
+
+def tag_list(tags: list) -> list[dict[str, str]]:
+    """Stored (key, value) pairs as TagInfo items."""
+    return [{"TagKey": key, "TagValue": value} for key, value in tags]
 
 
 def mount_info(backend: Backend, fs: dict[str, Any]) -> dict[str, Any]:
@@ -115,7 +119,7 @@ def snapshot_info(snapshot: dict[str, Any]) -> dict[str, Any]:
         "AppId": APP_ID,
         "DeleteTime": "",
         "FsName": snapshot["fs_name"],
-        "Tags": [{"TagKey": k, "TagValue": v} for k, v in snapshot["tags"]],
+        "Tags": tag_list(snapshot["tags"]),
         "SnapshotType": "general",
         "SnapshotTime": timestamp_text(snapshot["created_at"]),
     }
@@ -151,11 +155,9 @@ def policy_info(backend: Backend, policy: dict[str, Any]) -> dict[str, Any]:
         "FileSystemNums": len(file_systems),
         "DayOfWeek": policy["day_of_week"],
         "Hour": policy["hour"],
-        "IsActivated": policy["active"],
         "IsActive": policy["active"],
         "NextActiveTime": timestamp_text(policy["next_run_at"]),
         "Status": "available",
-        "AppId": APP_ID,
         "AliveDays": policy["alive_days"],
         "RegionName": policy["region"],
         "FileSystems": [

@@ -153,26 +153,29 @@ class FileSystems:
         subnet_id: str | None = None,
         creation_token: str | None = None,
     ) -> list[dict[str, Any]]:
+        """File systems matching every given filter. An unknown id lists nothing:
+        FileSystemNotFound is not among DescribeCfsFileSystems' codes."""
         if file_system_id is not None:
-            # An unknown id lists nothing: FileSystemNotFound is not among this action's codes.
             self.state.check_file_system_id(file_system_id)
-            known = self.state.tables[FILE_SYSTEM].get(file_system_id)
-            return [known] if known and known["region"] == region else []
-        found = self.state.in_region(FILE_SYSTEM, region)
+        check_network_ids(vpc_id, subnet_id)
+        # Creation order, so Offset/Limit pages stay stable across restarts.
+        found = sorted(self.state.in_region(FILE_SYSTEM, region), key=lambda fs: fs["seq"])
         return [
             fs for fs in found
-            if (vpc_id is None or fs["vpc_id"] == vpc_id)
+            if (file_system_id is None or fs["id"] == file_system_id)
+            and (vpc_id is None or fs["vpc_id"] == vpc_id)
             and (subnet_id is None or fs["subnet_id"] == subnet_id)
             and (creation_token is None or fs["name"] == creation_token)
         ]
 
-    def mount_targets(self, region: str, file_system_id: str) -> list[dict[str, Any]]:
+    def mount_targets(self, region: str, file_system_id: str,
+                      while_creating: str = "InvalidParameterValue.InvalidFsStatus") -> list[dict[str, Any]]:
         """The one mount target of an available file system (none while creating: docs
-        "当文件系统处于“创建中”状态时，将无法查看文件系统详情")."""
+        "当文件系统处于“创建中”状态时，将无法查看文件系统详情"); `while_creating` is the error code
+        the calling action documents for that case."""
         record = self.state.file_system(region, file_system_id)
         require(
-            record["state"] != CREATING,
-            "InvalidParameterValue.InvalidFsStatus",
+            record["state"] != CREATING, while_creating,
             f"file system {file_system_id} is still creating; its mount target is not ready",
         )
         require(
@@ -245,15 +248,7 @@ class FileSystems:
             raise ApiError(
                 "InvalidParameterValue.MissingSubnetidOrUnsubnetid", "NetInterface=VPC needs SubnetId"
             )
-        if not VPC_ID.fullmatch(request.vpc_id):
-            raise invalid_value(
-                "InvalidParameterValue.InvalidVpcId", "VpcId", request.vpc_id, "a VPC id like vpc-1a2b3c4d"
-            )
-        if not SUBNET_ID.fullmatch(request.subnet_id):
-            raise invalid_value(
-                "InvalidParameterValue.InvalidSubnetId", "SubnetId", request.subnet_id,
-                "a subnet id like subnet-1a2b3c4d",
-            )
+        check_network_ids(request.vpc_id, request.subnet_id)
         return request.vpc_id, request.subnet_id
 
     def _check_source_snapshot(self, region: str, snap_id: str | None) -> str | None:
@@ -296,6 +291,17 @@ class FileSystems:
         else:
             target.mkdir(parents=True)
             target.chmod(DATA_DIR_MODE)
+
+
+def check_network_ids(vpc_id: str | None, subnet_id: str | None) -> None:
+    """VpcId / SubnetId in the vendor's formats (None = not given): InvalidVpcId / InvalidSubnetId,
+    codes of CreateCfsFileSystem, DescribeCfsFileSystems and DescribeCfsFileSystemsByVpc."""
+    if vpc_id is not None and not VPC_ID.fullmatch(vpc_id):
+        raise invalid_value("InvalidParameterValue.InvalidVpcId", "VpcId", vpc_id, "a VPC id like vpc-1a2b3c4d")
+    if subnet_id is not None and not SUBNET_ID.fullmatch(subnet_id):
+        raise invalid_value(
+            "InvalidParameterValue.InvalidSubnetId", "SubnetId", subnet_id, "a subnet id like subnet-1a2b3c4d"
+        )
 
 
 def directory_size(root: os.PathLike) -> int:

@@ -16,6 +16,11 @@ SNAPSHOTS_PER_FILE_SYSTEM = 100  # "每个文件系统拥有100个快照额度"
 POLICIES_PER_ACCOUNT = 30  # "定期快照策略数 30个"
 FILE_SYSTEMS_PER_POLICY = 200  # "定期快照策略支持绑定文件系统个数 200个"
 PRIORITY_RANGE = (1, 100)  # "规则优先级，参数范围1-100"
+TAGS_PER_RESOURCE = 50  # "每个文件系统允许的最大标签数是50"
+TAG_TEXT = re.compile(r"[0-9A-Za-z+=.@-]+")  # "只能为 数字、字母、+=.@-"
+TAG_KEY_MAX_CHARS = 255
+TAG_VALUE_MAX_CHARS = 127
+RESERVED_TAG_KEY_PREFIXES = ("qcloud", "tencent", "project")  # "系统预留标签键，禁止创建"
 # Not stated in the docs; generous quotas so the documented error codes can still be reached.
 PGROUPS_PER_REGION = 100
 RULES_PER_PGROUP = 100
@@ -44,10 +49,33 @@ def check_name(value: str, field: str, too_long: str, invalid: str) -> str:
 
 
 def check_tags(tags) -> None:
-    """ResourceTags: "标签键不能为空"."""
-    for index, (key, _value) in enumerate(tags):
+    """ResourceTags, docs "使用标签 / 使用限制": at most 50 per resource; keys non-empty, at most
+    255 characters of digits, letters and +=.@-, not starting with a reserved prefix; values empty
+    or at most 127 such characters."""
+    if len(tags) > TAGS_PER_RESOURCE:
+        raise ApiError(
+            "ResourceInsufficient.TagLimitExceeded",
+            f"ResourceTags holds {len(tags)} tags; a resource has at most {TAGS_PER_RESOURCE}",
+        )
+    for index, (key, value) in enumerate(tags):
+        field = f"ResourceTags.{index}"
         if not key.strip():
-            raise ApiError("InvalidParameter.InvalidTagKey", f"ResourceTags.{index}.TagKey must not be empty")
+            raise ApiError("InvalidParameter.InvalidTagKey", f"{field}.TagKey must not be empty")
+        if len(key) > TAG_KEY_MAX_CHARS or not TAG_TEXT.fullmatch(key):
+            raise invalid_value(
+                "InvalidParameter.InvalidTagKey", f"{field}.TagKey", key,
+                f"1-{TAG_KEY_MAX_CHARS} characters: digits, letters and +=.@-",
+            )
+        if key.lower().startswith(RESERVED_TAG_KEY_PREFIXES):
+            raise invalid_value(
+                "InvalidParameter.InvalidTagKey", f"{field}.TagKey", key,
+                "keys starting with " + ", ".join(RESERVED_TAG_KEY_PREFIXES) + " are reserved",
+            )
+        if value and (len(value) > TAG_VALUE_MAX_CHARS or not TAG_TEXT.fullmatch(value)):
+            raise invalid_value(
+                "InvalidParameterValue", f"{field}.TagValue", value,
+                f"empty or 1-{TAG_VALUE_MAX_CHARS} characters: digits, letters and +=.@-",
+            )
 
 
 def check_description(value: str) -> str:

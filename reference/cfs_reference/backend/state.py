@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from cfs_reference import ids
-from cfs_reference.errors import invalid_value, not_found
+from cfs_reference.errors import ApiError, invalid_value, not_found
 from cfs_reference.store import Store, Transaction
 
 FILE_SYSTEM = "file_system"
@@ -90,6 +90,8 @@ class State:
 
     @staticmethod
     def check_file_system_id(file_system_id: str) -> None:
+        if not file_system_id.strip():  # "FileSystemId缺失"
+            raise ApiError("InvalidParameterValue.MissingFileSystemId", "FileSystemId must not be empty")
         if not FILE_SYSTEM_ID.fullmatch(file_system_id):
             raise invalid_value(
                 "InvalidParameterValue.InvalidFileSystemId", "FileSystemId", file_system_id,
