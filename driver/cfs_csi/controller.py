@@ -21,7 +21,8 @@ from cfs_csi import params, snapshots, subdir
 from cfs_csi.config import DriverConfig
 from cfs_csi.csipb import csi_pb2, csi_pb2_grpc
 from cfs_csi.filesystems import (
-    GIB, FileSystems, ProvisionRequest, check_capacity_range, mount_target, size_limit_gb,
+    GIB, FileSystems, ProvisionRequest, check_capacity_range, check_source_fits, mount_target,
+    size_limit_gb,
 )
 from cfs_csi.locks import KeyLocks
 from cfs_csi.mount_options import MountOptionError, nfs_mount_options
@@ -240,9 +241,13 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
         if source.HasField("snapshot"):
             provision = self._from_snapshot(client, provision, source.snapshot.snapshot_id)
         elif source.HasField("volume"):
-            clone_of = self._clone_source(client, source.volume.volume_id)
+            source_info = self._clone_source(client, source.volume.volume_id)
+            clone_of = source_info["FileSystemId"]
             provision = dataclasses.replace(provision, clone_of=clone_of)
             if self.file_systems.find_by_name(client, provision.fs_name) is None:
+                # Only a new clone is measured: the source may grow after the clone was made.
+                check_source_fits(size_gb, int(source_info.get("SizeByte") or 0),
+                                  f"source volume fs:{clone_of}")
                 snapshot_id = snapshots.temporary_for_clone(client, request.name, clone_of,
                                                             self.create_timeout)
                 provision = dataclasses.replace(provision, snapshot_id=snapshot_id)
@@ -274,16 +279,19 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
             raise ControllerError(grpc.StatusCode.ABORTED,
                                   f"source snapshot {snapshot_id} is not ready to use yet ({status}); "
                                   "retry once it is available")
+        check_source_fits(provision.size_gb, int(info.get("Size") or 0) * snapshots.MIB,
+                          f"source snapshot {snapshot_id}")
         return dataclasses.replace(provision, snapshot_id=snapshot_id)
 
-    def _clone_source(self, client: CfsClient, volume_id: str) -> str:
+    def _clone_source(self, client: CfsClient, volume_id: str) -> dict:
+        """The FileSystemInfo of a clone's source volume."""
         if not volume_id:
             raise _missing("volume_content_source.volume.volume_id")
         volume = self._decode_existing(volume_id)
         if isinstance(volume, SubdirVolume):
             raise invalid(f"volume_content_source.volume: {volume_id} is a subdir volume; only "
                           "filesystem-mode volumes can be cloned (CFS snapshots whole file systems)")
-        return self._file_system(client, volume)["FileSystemId"]
+        return self._file_system(client, volume)
 
     def _create_subdir(self, client: CfsClient, request) -> csi_pb2.Volume:
         sub = params.parse_subdir(request.parameters)

@@ -66,6 +66,14 @@ def size_limit_gb(required_bytes: int, limit_bytes: int) -> int:
     return gb
 
 
+def check_source_fits(size_gb: int, used_bytes: int, source: str) -> None:
+    """CSI: a volume from a source MUST NOT be smaller than the source (else OUT_OF_RANGE)."""
+    if size_gb and used_bytes > size_gb * GIB:
+        raise ControllerError(grpc.StatusCode.OUT_OF_RANGE,
+                              f"capacity_range: {size_gb} GB is smaller than the {used_bytes} "
+                              f"bytes of {source}")
+
+
 def _source_problems(snap_id: str | None, request: ProvisionRequest) -> list[str]:
     """How an existing file system's source differs from the request's. A clone's temporary
     snapshot is gone once the clone is done, so a clone is known by having some SnapId."""

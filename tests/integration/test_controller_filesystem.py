@@ -301,6 +301,8 @@ def test_get_validate_and_list_volumes(controller, reference):
     for bad_token in ("garbage", "999"):
         err = rpc_error(controller.stub.ListVolumes, csi_pb2.ListVolumesRequest(starting_token=bad_token))
         assert err.code() == grpc.StatusCode.ABORTED
+    err = rpc_error(controller.stub.ListVolumes, csi_pb2.ListVolumesRequest(max_entries=-1))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and "max_entries" in err.details()
 
 
 def test_concurrent_call_for_same_name_is_aborted(controller, reference):

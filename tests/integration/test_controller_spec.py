@@ -108,6 +108,19 @@ def test_same_name_with_other_source_or_rules_is_already_exists(controller, refe
         source.volume_id)).volume_id == clone.volume_id
 
 
+def test_volume_smaller_than_its_source_is_out_of_range(controller, reference):
+    source = controller.create("pvc-big", gib=2)
+    # A sparse file: 1 GiB + 1 MiB of used space (SizeByte) without writing it.
+    with open(Path(fs_of(reference, source.volume_id)["DataDir"]) / "big.bin", "wb") as big:
+        big.truncate(GIB + (1 << 20))
+    wait_for(lambda: fs_of(reference, source.volume_id)["SizeByte"] > GIB, what="SizeByte")
+    err = rpc_error(controller.stub.CreateVolume, create_request(
+        "pvc-small-clone", gib=1, volume_content_source=from_volume(source.volume_id)))
+    assert err.code() == grpc.StatusCode.OUT_OF_RANGE
+    assert "1 GB is smaller than the 1074790400 bytes of source volume" in err.details()
+    assert len(file_systems(reference)) == 1 and reference.admin.state()["Snapshots"] == []
+
+
 # ---- sources that are not ready; volumes that have snapshots ------------------------------------
 
 def test_restore_from_snapshot_not_ready_yet_is_retryable_and_creates_nothing(controller, reference):

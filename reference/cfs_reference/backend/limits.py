@@ -22,7 +22,7 @@ TAG_KEY_MAX_CHARS = 255
 TAG_VALUE_MAX_CHARS = 127
 RESERVED_TAG_KEY_PREFIXES = ("qcloud", "tencent", "project")  # "系统预留标签键，禁止创建"
 # Not stated in the docs; generous quotas so the documented error codes can still be reached.
-PGROUPS_PER_REGION = 100
+PGROUPS_PER_REGION = 1000
 RULES_PER_PGROUP = 100
 FILE_SYSTEMS_PER_REGION = 1000
 
