@@ -106,6 +106,11 @@ FLAG_GROUPS: dict[str, tuple[str, ...]] = {
     "atime": ("atime", "noatime", "relatime", "norelatime", "strictatime"),
     "diratime": ("diratime", "nodiratime"),
     "_netdev": ("_netdev",),
+    # Hardening flags (CIS-style PV mountOptions) only take rights away; their opposites, which
+    # would grant them, stay unknown.
+    "nosuid": ("nosuid",),
+    "nodev": ("nodev",),
+    "noexec": ("noexec",),
 }
 FLAG_SETTING = {flag: setting for setting, flags in FLAG_GROUPS.items() for flag in flags}
 # `nfsvers` is the older spelling of `vers`; both choose the same setting.
@@ -174,15 +179,23 @@ def parse_user_options(entries: Iterable[str]) -> list[MountOption]:
     return list(chosen.values())
 
 
-def nfs_mount_options(vers: str, user_entries: Iterable[str] = ()) -> NfsMountOptions:
+def nfs_mount_options(vers: str, user_entries: Iterable[str] = (),
+                      read_only: bool = False) -> NfsMountOptions:
     """Merge user options into the docs' defaults for `vers` ("3" or "4").
 
     A user `vers`/`nfsvers` option decides the protocol family (and so which defaults apply);
     defaults keep their order with user values in place, other user options follow.
+    `read_only` (a read-only publish or access mode) adds `ro`, which a user `rw` contradicts.
     """
     if vers not in DEFAULT_OPTIONS:
         raise MountOptionError(f"NFS version {vers!r} is invalid; allowed: {NFS_V3}, {NFS_V4}")
     user = {option.setting: option for option in parse_user_options(user_entries)}
+    if read_only:
+        chosen = user.setdefault("ro", MountOption.parse("ro"))
+        if chosen.text != "ro":
+            raise MountOptionError(
+                f"mount option {chosen.text!r} contradicts the read-only request (readonly, or a "
+                "reader-only access mode such as ReadOnlyMany); remove it")
     if "vers" in user:
         vers = NFS_V3 if user["vers"].value == "3" else NFS_V4
     merged = []

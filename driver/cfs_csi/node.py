@@ -115,7 +115,7 @@ def _relative_path(context: Mapping[str, str], key: str) -> str:
 
 
 def nfs_volume(context: Mapping[str, str], mount_flags: Iterable[str] = (),
-               extra_options: Iterable[str] = ()) -> NfsVolume:
+               read_only: bool = False) -> NfsVolume:
     """Read the volume context (or static-PV attributes); INVALID_ARGUMENT names a bad key."""
     unknown = sorted(key for key in context
                      if KUBERNETES_KEY_SEPARATOR not in key and key not in CONTEXT_KEYS)
@@ -140,7 +140,7 @@ def nfs_volume(context: Mapping[str, str], mount_flags: Iterable[str] = (),
                         f"{', '.join(params.NFS_VERSIONS)}")
     try:
         options = nfs_mount_options(
-            vers, [context.get(CONTEXT_MOUNT_OPTIONS, ""), *mount_flags, *extra_options])
+            vers, [context.get(CONTEXT_MOUNT_OPTIONS, ""), *mount_flags], read_only)
     except MountOptionError as err:
         raise NodeError(grpc.StatusCode.INVALID_ARGUMENT, str(err)) from None
     fsid = context.get(CONTEXT_FSID, "")
@@ -227,7 +227,7 @@ def _read_only(request) -> bool:
 
 def _requested_volume(request, read_only: bool) -> NfsVolume:
     return nfs_volume(request.volume_context, request.volume_capability.mount.mount_flags,
-                      extra_options=["ro"] if read_only else [])
+                      read_only)
 
 
 class NodeServicer(csi_pb2_grpc.NodeServicer):

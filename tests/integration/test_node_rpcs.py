@@ -426,6 +426,11 @@ def test_reader_only_access_modes_stage_and_publish_read_only(node, paths, expor
     node.unpublish("fs:cfs-ssss9999", target)
     node.unstage("fs:cfs-ssss9999", staging)
     assert not (target.parent / "writer").exists()
+    # a PV's own `rw` cannot overrule the access mode
+    assert_status(lambda: node.stage("fs:cfs-ssss9999", staging, v4(server=SECOND), flags=("rw",),
+                                     mode=ROX),
+                  grpc.StatusCode.INVALID_ARGUMENT,
+                  "mount option 'rw' contradicts the read-only request")
 
 
 def test_kubernetes_context_keys_pass_and_unknown_keys_are_named(node, paths):

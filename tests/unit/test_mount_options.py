@@ -32,6 +32,8 @@ V3_DEFAULT = ("vers=3", "nolock", "proto=tcp", "noresvport", "hard", "timeo=600"
     ("4", ["noac", " noac "], "4", V4_DEFAULT + ("noac",)),
     ("4", ["sec=krb5:krb5i", "nconnect=4", "lookupcache=pos", "ro"], "4",
      V4_DEFAULT + ("sec=krb5:krb5i", "nconnect=4", "lookupcache=pos", "ro")),
+    # hardening flags that only take rights away
+    ("4", ["nosuid,nodev", "noexec"], "4", V4_DEFAULT + ("nosuid", "nodev", "noexec")),
 ])
 def test_merge(vers, user, expected_vers, expected):
     merged = nfs_mount_options(vers, user)
@@ -44,6 +46,7 @@ def test_merge(vers, user, expected_vers, expected):
     # unknown options and generic mount flags that are not NFS options
     (["exec"], "mount option 'exec' is not allowed"),
     (["suid"], "mount option 'suid' is not allowed"),
+    (["dev"], "mount option 'dev' is not allowed"),
     # a comma smuggles a second option into the -o argument
     (["vers=4,exec=x"], "mount option 'exec' is not allowed"),
     (["sec=sys,krb5"], "mount option 'krb5' is not allowed"),
@@ -93,3 +96,17 @@ def test_value_of_an_unknown_option_is_not_echoed():
         nfs_mount_options("4", ["password=hunter2"])
     assert "mount option 'password' is not allowed" in str(caught.value)
     assert "hunter2" not in str(caught.value)
+
+
+@pytest.mark.parametrize("user, expected", [
+    ([], V4_DEFAULT + ("ro",)),
+    (["noac", "ro"], V4_DEFAULT + ("noac", "ro")),  # the user's own ro is the same choice
+])
+def test_read_only_adds_ro(user, expected):
+    assert nfs_mount_options("4", user, read_only=True).options == expected
+
+
+def test_read_only_contradicted_by_user_rw():
+    with pytest.raises(MountOptionError, match="mount option 'rw' contradicts the read-only "
+                                               "request"):
+        nfs_mount_options("4", ["rw"], read_only=True)
