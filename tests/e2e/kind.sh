@@ -85,6 +85,7 @@ k -n "$NS" wait --for=condition=Ready pod/cfs-writer --timeout="$TIMEOUT"
 [[ $(k -n "$NS" exec cfs-writer -- cat /data/hello.txt) == "hello from cfs" ]] || fail "written file not read back"
 FS_ORIGINAL=$(fs_id_of cfs-data)
 grep -q "\"$FS_ORIGINAL\"" <<<"$(cloud_state)" || fail "$FS_ORIGINAL not in the reference state"
+k -n "$SYSTEM_NS" get svc "mount-$FS_ORIGINAL" >/dev/null || fail "no mount-target Service for $FS_ORIGINAL"
 
 log "VolumeSnapshot -> restore into a new PVC and read the file"
 k -n "$NS" apply -f "$REPO/deploy/examples/volumesnapshot.yaml"
