@@ -385,8 +385,9 @@ def require_libnfs(server: str) -> None:
     if missing:
         raise StepFailed(f"{', '.join(missing)} not installed (Debian package libnfs-utils)")
     if not nfs_reachable(server):
-        raise StepFailed(f"no NFS server at {server}:{NFS_PORT}: install nfs-ganesha and "
-                         "nfs-ganesha-vfs so the reference service serves its file systems")
+        raise StepFailed(f"no NFS server at {server}:{NFS_PORT}: the reference service serves "
+                         "its file systems only where nfs-ganesha can run (its log's 'NFS data "
+                         "plane disabled' line says why not)")
 
 
 def run_tool(argv: list[str]) -> str:

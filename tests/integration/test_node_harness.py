@@ -148,7 +148,8 @@ class FakeNfsPorts:
 
 
 def serve(config_path: str) -> None:
-    # Before any thread exists, so that every thread inherits the blocked mask.
+    # Before any thread exists, so that every thread inherits the blocked mask. (The mount
+    # commands inherit it too; the mounter ends them with SIGKILL, which cannot be blocked.)
     signal.pthread_sigmask(signal.SIG_BLOCK, CONTROL_SIGNALS)
     config = json.loads(Path(config_path).read_text())
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
