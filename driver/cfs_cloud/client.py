@@ -62,7 +62,8 @@ class _Shared:
             key = (kind.name, account)
             if key not in self._waiters:
                 self._waiters[key] = CoalescingWaiter(
-                    kind, self.config.poll_min_interval, self.config.poll_max_interval)
+                    kind, self.config.poll_min_interval, self.config.poll_max_interval,
+                    self.config.poll_min_gap)
             return self._waiters[key]
 
 

@@ -127,6 +127,11 @@ _CLASS_BY_CODE: tuple[tuple[str, type[CfsError]], ...] = (
 _GRPC_STATUS_BY_CODE: tuple[tuple[str, grpc.StatusCode], ...] = (
     # Exact codes whose meaning differs from their family.
     ("AuthFailure.UnauthorizedOperation", grpc.StatusCode.PERMISSION_DENIED),
+    # The account lacks a grant (CFS service role, KMS allow-list): an operator must act.
+    ("UnsupportedOperation.UnauthorizedCfsQcsRole", grpc.StatusCode.PERMISSION_DENIED),
+    ("UnsupportedOperation.MissingKmsAccessPermission", grpc.StatusCode.PERMISSION_DENIED),
+    # "文件系统配额设置超出上限": CSI answers a capacity beyond the maximum with OUT_OF_RANGE.
+    ("InvalidParameterValue.FsSizeLimitExceeded", grpc.StatusCode.OUT_OF_RANGE),
     ("FailedOperation.PgroupInUse", grpc.StatusCode.FAILED_PRECONDITION),
     ("FailedOperation.MountTargetExists", grpc.StatusCode.FAILED_PRECONDITION),
     # "being updated / being created / wrong transient state": retry later.
@@ -141,6 +146,11 @@ _GRPC_STATUS_BY_CODE: tuple[tuple[str, grpc.StatusCode], ...] = (
     ("InvalidAction", grpc.StatusCode.UNIMPLEMENTED),
     ("NoSuchVersion", grpc.StatusCode.UNIMPLEMENTED),
     ("UnsupportedRegion", grpc.StatusCode.FAILED_PRECONDITION),
+    # Our own request was malformed (DryRun is never sent, GET/POST are the only methods we
+    # use), or a generic failure the docs give no cause for: nothing the caller can change.
+    ("DryRunOperation", grpc.StatusCode.INTERNAL),
+    ("UnsupportedProtocol", grpc.StatusCode.INTERNAL),
+    ("FailedOperation*", grpc.StatusCode.INTERNAL),
     # Families.
     ("ResourceNotFound*", grpc.StatusCode.NOT_FOUND),
     ("InvalidParameter*", grpc.StatusCode.INVALID_ARGUMENT),

@@ -4,7 +4,9 @@ Leader-waiter scheme, no background thread: every waiter registers its resource 
 poll is due and none is running, one waiter (the leader) fetches *all* registered ids in one
 describe call, publishes the results and wakes everybody. Each id has its own adaptive interval
 (start at `min_interval` right after registration, double up to `max_interval`); a poll happens
-when the earliest id is due, and serves every id.
+when the earliest id is due, and serves every id. Consecutive polls are at least `min_gap` apart:
+while creates keep arriving, each new id asks for an early poll, and without the gap the listing
+(one call per page of *all* resources) would run as often as ids arrive.
 """
 
 from __future__ import annotations
@@ -75,19 +77,21 @@ class CoalescingWaiter:
     """Waiters for one resource kind under one account; share one instance per process."""
 
     def __init__(self, kind: ResourceKind, min_interval: float, max_interval: float,
-                 clock: Callable[[], float] = time.monotonic,
+                 min_gap: float = 0.0, clock: Callable[[], float] = time.monotonic,
                  pause: Callable[[threading.Condition, float], object] = threading.Condition.wait):
         """`clock` and `pause` (wait on the condition for up to N seconds) are replaceable
         together so the schedule can be checked on a simulated clock."""
         self.kind = kind
         self._min = min_interval
         self._max = max_interval
+        self._min_gap = min_gap
         self._clock = clock
         self._pause = pause
         self._cond = threading.Condition()
         self._watches: dict[str, _Watch] = {}
         self._results: dict[str, _Result] = {}
         self._polling = False
+        self._last_poll_end = float("-inf")
 
     def wait(self, client, resource_id: str, timeout: float) -> dict:
         """Block until `resource_id` is DONE (return its item) or raise.
@@ -136,7 +140,8 @@ class CoalescingWaiter:
                 if now >= deadline:
                     raise WaitTimeout(f"{self.kind.name} {resource_id} did not become "
                                       f"available within {timeout:g}s")
-                due = min(w.next_due for w in self._watches.values())
+                due = max(min(w.next_due for w in self._watches.values()),
+                          self._last_poll_end + self._min_gap)
                 if self._polling or now < due:
                     wake = deadline if self._polling else min(deadline, due)
                     self._pause(self._cond, max(0.0, wake - now))
@@ -178,6 +183,7 @@ class CoalescingWaiter:
 
     def _publish(self, ids, items, error, polled_at) -> None:
         finished = self._clock()
+        self._last_poll_end = finished
         for resource_id in ids:
             watch = self._watches.get(resource_id)
             if watch is None:

@@ -25,7 +25,7 @@ from cfs_csi.filesystems import (
     size_limit_gb,
 )
 from cfs_csi.locks import KeyLocks
-from cfs_csi.mount_options import MountOptionError, nfs_mount_options
+from cfs_csi.mount_options import NFS_FS_TYPES, MountOptionError, nfs_mount_options
 from cfs_csi.mounter import Mounter
 from cfs_csi.node import TOPOLOGY_ZONE_KEY
 from cfs_csi.pgroups import ManagedGroups
@@ -38,7 +38,6 @@ log = logging.getLogger(__name__)
 SECRET_ID_KEY = "secretId"
 SECRET_KEY_KEY = "secretKey"
 PAGE_SIZE = 100
-SUPPORTED_FS_TYPES = ("", "nfs", "nfs4")
 # The controller waits for file systems and snapshots, which take seconds to create: a first
 # look after a quarter second loses nothing, and with ~10 creations a second it keeps the shared
 # waiter from listing every file system after each one (benchmarks/provision.py: 3.5 calls per
@@ -73,7 +72,7 @@ def check_capabilities(capabilities, vers: str = "4") -> None:
             raise invalid(f"{field}: access_type missing (allowed: mount)")
         if capability.access_mode.mode == _UNKNOWN_MODE:
             raise invalid(f"{field}: access_mode missing or UNKNOWN")
-        if capability.mount.fs_type not in SUPPORTED_FS_TYPES:
+        if capability.mount.fs_type not in NFS_FS_TYPES:
             raise invalid(f"{field}: fs_type {capability.mount.fs_type!r} is not supported "
                           f"(allowed: empty, nfs, nfs4)")
         nfs_mount_options(vers, capability.mount.mount_flags)

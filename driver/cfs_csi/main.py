@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import signal
 import sys
-import threading
 from collections.abc import Sequence
 
 from cfs_csi.config import ConfigError, DriverConfig
@@ -47,8 +46,17 @@ def build_services(config: DriverConfig) -> list[Service]:
     return [Service(identity, csi_pb2_grpc.add_IdentityServicer_to_server), *services]
 
 
-def run(config: DriverConfig, stop: threading.Event) -> None:
-    """Serve until `stop` is set, then stop gracefully (in-flight RPCs get the grace period)."""
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+
+
+def run(config: DriverConfig) -> None:
+    """Serve until SIGTERM/SIGINT, then stop gracefully (in-flight RPCs get the grace period).
+
+    The stop signals are blocked before any thread starts (threads inherit the mask) and taken
+    synchronously here: a Python signal handler would run only when the main thread next runs
+    Python code, and a main thread asleep in a wait never does if a gRPC thread took the signal.
+    """
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     metrics_endpoint = MetricsEndpoint(config.metrics_address) if config.metrics_address else None
     try:
         if metrics_endpoint:
@@ -56,7 +64,8 @@ def run(config: DriverConfig, stop: threading.Event) -> None:
         server = CsiServer(config.endpoint, build_services(config), workers=config.grpc_workers)
         log.info("cfs-csi-driver ready: mode=%s driver=%s node_id=%r", config.mode,
                  config.driver_name, config.node_id)
-        stop.wait()
+        received = signal.sigwait(STOP_SIGNALS)
+        log.info("received %s", signal.Signals(received).name)
         server.stop(config.shutdown_grace)
     finally:
         if metrics_endpoint:
@@ -70,17 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"cfs-csi-driver: error: {error}", file=sys.stderr)
         return EXIT_BAD_CONFIG
     configure_logging(config.log_level)
-
-    stop = threading.Event()
-
-    def request_stop(signum, _frame):
-        log.info("received %s", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
     try:
-        run(config, stop)
+        run(config)
     except Exception:
         log.exception("cfs-csi-driver failed to start")
         return EXIT_STARTUP_FAILED

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 NFS_V3 = "3"
 NFS_V4 = "4"
+# volume_capability.mount.fs_type values that mean NFS (empty: the CO left it to the plugin).
+NFS_FS_TYPES = ("", "nfs", "nfs4")
 
 DEFAULT_OPTIONS = {
     NFS_V4: ("vers=4.0", "noresvport", "hard", "timeo=600", "retrans=2"),

@@ -199,6 +199,13 @@ class Mounter:
                 found = entry  # later lines are mounted on top of earlier ones
         return found
 
+    def mount_points_of(self, device: str, root: str) -> list[str]:
+        """Every mount point showing directory `root` of file system `device` (its binds)."""
+        needle = f" {device} {_escape(root)} "
+        return [entry.mount_point for entry in parse_mountinfo(
+            line for line in self.mount_table.lines() if needle in line)
+            if (entry.device, entry.root) == (device, root)]
+
     def nfs_source(self, entry: MountEntry) -> str | None:
         """`server:/export` of an NFS mount (also of a bind mount of one), else None."""
         return entry.source if entry.fstype in NFS_FSTYPES else None

@@ -36,7 +36,8 @@ import grpc
 from cfs_csi import params
 from cfs_csi.csipb import csi_pb2, csi_pb2_grpc
 from cfs_csi.locks import KeyLocks
-from cfs_csi.mount_options import NFS_V3, MountOptionError, NfsMountOptions, nfs_mount_options
+from cfs_csi.mount_options import (
+    NFS_FS_TYPES, NFS_V3, MountOptionError, NfsMountOptions, nfs_mount_options)
 from cfs_csi.mounter import CommandFailed, CommandTimeout, Mounter, is_stale
 
 log = logging.getLogger(__name__)
@@ -207,6 +208,10 @@ def _check_capability(request, field: str = "volume_capability") -> None:
     if not capability.HasField("mount"):
         raise NodeError(grpc.StatusCode.INVALID_ARGUMENT,
                         f"{field}.access_type missing in request; allowed: mount")
+    if capability.mount.fs_type not in NFS_FS_TYPES:
+        raise NodeError(grpc.StatusCode.INVALID_ARGUMENT,
+                        f"{field}.mount.fs_type {capability.mount.fs_type!r} is not supported "
+                        "(CFS volumes are NFS); allowed: empty, nfs, nfs4")
     if capability.mount.volume_mount_group:
         # Not advertised (VOLUME_MOUNT_GROUP): NFS has no mount option that sets a group, so the
         # kubelet applies fsGroup itself (CSIDriver fsGroupPolicy: File).
@@ -408,6 +413,8 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
             raise NodeError(grpc.StatusCode.NOT_FOUND,
                             f"{what} of volume {volume_id} is not an accessible directory")
         expected_root = posixpath.normpath(posixpath.join(staged.root, sub_path))
+        if request.volume_capability.access_mode.mode == Mode.SINGLE_NODE_SINGLE_WRITER:
+            self._check_single_pod(volume_id, staged.device, expected_root, staging, target)
         existing = self.mounter.find_mount(target)
         if existing is not None and self.mounter.is_corrupted(target):
             # A bind of a mount that went stale (or was mounted again since): bind afresh.
@@ -422,6 +429,16 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
                             f"{_access(read_only)} bind of {source}")
         os.makedirs(target, exist_ok=True)
         self.mounter.bind_mount(source, target, read_only=read_only)
+
+    def _check_single_pod(self, volume_id: str, device: str, root: str, staging: str,
+                          target: str) -> None:
+        """ReadWriteOncePod: the spec's FAILED_PRECONDITION for a second target of the volume."""
+        own = {os.path.normpath(staging), os.path.normpath(target)}
+        others = [path for path in self.mounter.mount_points_of(device, root) if path not in own]
+        if others:
+            raise NodeError(grpc.StatusCode.FAILED_PRECONDITION,
+                            f"volume {volume_id} has access mode SINGLE_NODE_SINGLE_WRITER "
+                            f"(ReadWriteOncePod) and is already published at {others[0]}")
 
     def _mount_inline(self, request, target: str) -> None:
         volume = _requested_volume(request, _read_only(request))

@@ -20,6 +20,8 @@ class OperatorConfig:
     slow_retry_delay: float = 30.0
     # Threads running blocking cloud calls; the client's rate limiter paces them.
     workers: int = 32
+    # Namespaces whose claims snapshot-policy selectors may pick (empty: every namespace).
+    claim_namespaces: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("drift_interval", "selection_interval", "retry_delay", "max_retry_delay", "slow_retry_delay"):

@@ -40,11 +40,27 @@ POLICY_KIND = "CfsAutoSnapshotPolicy"
 PGROUP_ID = "pGroupId"
 POLICY_ID = "autoSnapshotPolicyId"
 
-Work = Callable[[ChangeLog], Awaitable[dict[str, Any]]]
+# work(changes, status): one reconciliation given the resource's latest status; returns status fields.
+Work = Callable[[ChangeLog, dict[str, Any]], Awaitable[dict[str, Any]]]
+# Per-object memo key: the cloud id the last reconciliation of this object ended with.
+LATEST_CLOUD_ID = "latest_cloud_id"
 
 
 def _lock(memo: kopf.Memo) -> asyncio.Lock:
     return memo.setdefault("reconcile_lock", asyncio.Lock())
+
+
+def _latest_status(status: kopf.Status, memo: kopf.Memo, id_field: str) -> dict[str, Any]:
+    """The status as it is now, for a handler that may have waited for the object's lock.
+
+    A handler's `status` is read before it waits; meanwhile another handler of the same object
+    (the drift timer recreating a group deleted in the console) may have changed the cloud id and
+    not yet had its status patch applied. Acting on the stale id would create a second group.
+    """
+    latest = dict(status)
+    if memo.get(LATEST_CLOUD_ID):
+        latest[id_field] = memo[LATEST_CLOUD_ID]
+    return latest
 
 
 def _emit(body: kopf.Body, kind: str, changes: ChangeLog) -> None:
@@ -69,13 +85,15 @@ async def _converge(*, kind: str, id_field: str, trigger: str, work: Work, body:
     generation = meta.get("generation")
     changes = ChangeLog()
     async with _lock(memo):
+        latest = _latest_status(status, memo, id_field)
         try:
-            fields = await work(changes)
+            fields = await work(changes, latest)
         except Exception as error:  # every failure becomes a condition, whatever its kind
             _emit(body, kind, changes)
             failure = classify(error)
-            cloud_id = changes.cloud_id or status.get(id_field)
+            cloud_id = changes.cloud_id or latest.get(id_field)
             if changes.cloud_id:
+                memo[LATEST_CLOUD_ID] = changes.cloud_id
                 patch.status[id_field] = changes.cloud_id
             updates = [Condition(SYNCED, False, failure.reason, failure.message)]
             if failure.permanent or not cloud_id:
@@ -91,6 +109,7 @@ async def _converge(*, kind: str, id_field: str, trigger: str, work: Work, body:
                 raise kopf.PermanentError(failure.message) from None
             raise kopf.TemporaryError(failure.message,
                                       delay=runtime.config.retry_after(retry, failure.slow_retry)) from None
+        memo[LATEST_CLOUD_ID] = fields[id_field]
     _emit(body, kind, changes)
     repaired = trigger == "drift" and bool(changes)
     if repaired:
@@ -137,10 +156,10 @@ async def _reconcile_group(trigger: str, *, body: kopf.Body, spec: kopf.Spec, st
     runtime: OperatorRuntime = memo.runtime
     _mark_creating(spec, status, meta, patch, PGROUP_ID, "pGroupId", "name")
 
-    async def work(changes: ChangeLog) -> dict[str, Any]:
+    async def work(changes: ChangeLog, latest: dict[str, Any]) -> dict[str, Any]:
         parsed = parse_group_spec(spec, meta["name"])
         # The persisted status: a "creating" mark there comes from an earlier, interrupted attempt.
-        state = await runtime.run(reconcile_group, runtime.client, parsed, dict(status), changes)
+        state = await runtime.run(reconcile_group, runtime.client, parsed, latest, changes)
         return _group_status(state)
 
     await _converge(kind=PGROUP_KIND, id_field=PGROUP_ID, trigger=trigger, work=work, body=body,
@@ -165,16 +184,16 @@ async def _delete(*, kind: str, id_field: str, adopt_field: str, remove: Callabl
                   body: kopf.Body, spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta,
                   patch: kopf.Patch, memo: kopf.Memo, retry: int) -> None:
     runtime: OperatorRuntime = memo.runtime
-    cloud_id = status.get(id_field)
-    policy = deletion_policy_of(spec, adopt_field)
-    if not cloud_id:
-        return
-    if policy == "Retain":
-        kopf.event(body, type="Normal", reason="Retained", message=f"left {cloud_id} in the cloud (deletionPolicy Retain)")
-        metrics.RECONCILES.labels(kind, "delete", "ok").inc()
-        return
     changes = ChangeLog()
     async with _lock(memo):
+        cloud_id = _latest_status(status, memo, id_field).get(id_field)
+        if not cloud_id:
+            return
+        if deletion_policy_of(spec, adopt_field) == "Retain":
+            kopf.event(body, type="Normal", reason="Retained",
+                       message=f"left {cloud_id} in the cloud (deletionPolicy Retain)")
+            metrics.RECONCILES.labels(kind, "delete", "ok").inc()
+            return
         try:
             await runtime.run(remove, runtime.client, cloud_id, changes)
         except Exception as error:
@@ -255,10 +274,10 @@ async def _reconcile_policy(trigger: str, *, body: kopf.Body, spec: kopf.Spec, s
     runtime: OperatorRuntime = memo.runtime
     _mark_creating(spec, status, meta, patch, POLICY_ID, "autoSnapshotPolicyId", "policyName")
 
-    async def work(changes: ChangeLog) -> dict[str, Any]:
+    async def work(changes: ChangeLog, latest: dict[str, Any]) -> dict[str, Any]:
         parsed = parse_policy_spec(spec, meta["name"])
         desired = desired_file_systems(parsed, **indices)
-        state = await runtime.run(reconcile_policy, runtime.client, parsed, desired, dict(status), changes)
+        state = await runtime.run(reconcile_policy, runtime.client, parsed, desired, latest, changes)
         return _policy_status(state)
 
     await _converge(kind=POLICY_KIND, id_field=POLICY_ID, trigger=trigger, work=work, body=body,
@@ -339,6 +358,9 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
     resource(POLICIES, kopf.timer, interval=config.selection_interval,
              initial_delay=config.selection_interval)(policy_selection)
 
-    kopf.index("v1", "persistentvolumeclaims", registry=registry)(cfs_claims)
+    def in_claim_namespaces(namespace: str | None, **_: Any) -> bool:
+        return not config.claim_namespaces or namespace in config.claim_namespaces
+
+    kopf.index("v1", "persistentvolumeclaims", registry=registry, when=in_claim_namespaces)(cfs_claims)
     kopf.index("v1", "persistentvolumes", registry=registry)(cfs_volumes)
     kopf.index("v1", "namespaces", registry=registry)(cfs_namespaces)

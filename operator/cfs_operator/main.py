@@ -42,7 +42,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                     "TENCENTCLOUD_REGION, TENCENTCLOUD_SECRET_ID/KEY or CFS_CREDENTIALS_DIR.")
     defaults = OperatorConfig()
     parser.add_argument("--namespace", action="append", default=[],
-                        help="watch only this namespace's claims (repeatable; default: clusterwide)")
+                        help="snapshot-policy selectors pick claims only in this namespace (repeatable; "
+                             "default: every namespace)")
     parser.add_argument("--peering", metavar="NAME", default=None,
                         help="kopf peering name: one active replica among those sharing it "
                              "(needs the ClusterKopfPeering CRD; default: standalone)")
@@ -69,7 +70,7 @@ def split_address(address: str) -> tuple[str, int]:
 
 def config_from_args(args: argparse.Namespace) -> OperatorConfig:
     return OperatorConfig(drift_interval=args.drift_interval, selection_interval=args.selection_interval,
-                          workers=args.workers)
+                          workers=args.workers, claim_namespaces=tuple(args.namespace))
 
 
 def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -96,8 +97,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         asyncio.run(kopf.operator(
             registry=registry,
             settings=operator_settings(),
-            clusterwide=not args.namespace,
-            namespaces=args.namespace,
+            # Always cluster-wide: the custom resources are cluster scoped, and so is the peering
+            # (ClusterKopfPeering) that keeps one replica active; --namespace filters claims instead.
+            clusterwide=True,
             standalone=args.peering is None,
             peering_name=args.peering,
             liveness_endpoint=args.liveness,

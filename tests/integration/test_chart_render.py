@@ -21,6 +21,9 @@ import pytest
 import yaml
 from packaging.version import Version
 
+from cfs_csi.controller import CAPABILITIES as CONTROLLER_CAPABILITIES
+from cfs_csi.csipb import csi_pb2
+
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "cfs-csi"
 
@@ -199,12 +202,17 @@ def test_subdir_class_without_shared_file_system_fails_with_the_key():
 def test_csidriver(rendered):
     driver = one(rendered["defaults"], "CSIDriver")
     assert driver["metadata"]["name"] == "cfs.csi.tencentcloud.com"
+    # The controller's capabilities decide two fields: nothing to attach, no capacity to track.
+    rpcs = {c.rpc.type for c in CONTROLLER_CAPABILITIES.capabilities}
     assert driver["spec"] == {
-        "attachRequired": False,
+        "attachRequired": csi_pb2.ControllerServiceCapability.RPC.PUBLISH_UNPUBLISH_VOLUME in rpcs,
         "podInfoOnMount": True,
         "fsGroupPolicy": "File",
         "volumeLifecycleModes": ["Persistent", "Ephemeral"],
+        "requiresRepublish": False,
+        "storageCapacity": csi_pb2.ControllerServiceCapability.RPC.GET_CAPACITY in rpcs,
     }
+    assert driver["spec"]["attachRequired"] is False and driver["spec"]["storageCapacity"] is False
 
 
 def _args(c):

@@ -170,6 +170,7 @@ def serve(config_path: str) -> None:
 
 RWX = csi_pb2.VolumeCapability.AccessMode.MULTI_NODE_MULTI_WRITER
 ROX = csi_pb2.VolumeCapability.AccessMode.MULTI_NODE_READER_ONLY
+RWOP = csi_pb2.VolumeCapability.AccessMode.SINGLE_NODE_SINGLE_WRITER
 
 
 def capability(*mount_flags: str, mode: int = RWX) -> csi_pb2.VolumeCapability:

@@ -14,7 +14,7 @@ import pytest
 
 from cfs_csi.csipb import csi_pb2
 from cfs_csi.node import TOPOLOGY_ZONE_KEY
-from test_node_harness import ROX, capability, running_node
+from test_node_harness import ROX, RWOP, capability, running_node
 
 V4_OPTIONS = "vers=4.0,noresvport,hard,timeo=600,retrans=2"
 V3_OPTIONS = "vers=3,nolock,proto=tcp,noresvport,hard,timeo=600,retrans=2"
@@ -459,9 +459,13 @@ def test_capabilities_the_node_cannot_honour_are_invalid_argument(node, paths):
     no_access_type = csi_pb2.VolumeCapability(access_mode=capability().access_mode)
     with_group = capability()
     with_group.mount.volume_mount_group = "2000"
+    block_fs_type = capability()
+    block_fs_type.mount.fs_type = "ext4"
     for cap, named in ((no_access_type, "volume_capability.access_type missing in request; "
                                         "allowed: mount"),
-                       (with_group, "volume_capability.mount.volume_mount_group is not supported")):
+                       (with_group, "volume_capability.mount.volume_mount_group is not supported"),
+                       (block_fs_type, "volume_capability.mount.fs_type 'ext4' is not supported "
+                                       "(CFS volumes are NFS); allowed: empty, nfs, nfs4")):
         assert_status(lambda: node.stub.NodeStageVolume(csi_pb2.NodeStageVolumeRequest(
             volume_id="fs:cfs-uuuu1111", staging_target_path=str(staging), volume_capability=cap,
             volume_context=v4())), grpc.StatusCode.INVALID_ARGUMENT, named)
@@ -508,3 +512,19 @@ def test_relative_paths_are_invalid_argument(node, paths):
     for field, call in calls:
         assert_status(call, grpc.StatusCode.INVALID_ARGUMENT, f"{field} 'rel/", "is not an absolute path")
     assert node.inside("test", "-e", f"/proc/{node.pid}/cwd/rel").returncode != 0
+
+
+def test_read_write_once_pod_volume_is_published_once(node, paths):
+    staging, target = paths
+    second = target.parent / "second-pod"
+    node.stage("fs:cfs-yyyy5555", staging, v4(), mode=RWOP)
+    node.publish("fs:cfs-yyyy5555", staging, target, mode=RWOP)
+    node.publish("fs:cfs-yyyy5555", staging, target, mode=RWOP)  # idempotent
+    assert_status(lambda: node.publish("fs:cfs-yyyy5555", staging, second, mode=RWOP),
+                  grpc.StatusCode.FAILED_PRECONDITION, "SINGLE_NODE_SINGLE_WRITER",
+                  f"already published at {target}")
+    assert not node.mounted(second)
+    node.unpublish("fs:cfs-yyyy5555", target)
+    node.publish("fs:cfs-yyyy5555", staging, second, mode=RWOP)  # the pod moved
+    node.unpublish("fs:cfs-yyyy5555", second)
+    node.unstage("fs:cfs-yyyy5555", staging)

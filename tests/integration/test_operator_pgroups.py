@@ -250,3 +250,32 @@ async def test_invalid_specs_never_reach_the_cloud(kube, cluster, reference, spe
         await cluster.patch(PGROUP_RESOURCE, "invalid", {"spec": {"name": "fixed", "rules": [rule("10.0.0.0/24", 1)]}})
         obj = await cluster.wait_for(PGROUP_RESOURCE, "invalid", ready)
         assert obj["status"]["name"] == "fixed"
+
+
+async def test_spec_change_waiting_behind_a_drift_repair_uses_the_recreated_group(kube, cluster, reference,
+                                                                                  cloud_client):
+    """A change handler reads the resource before waiting for the object's lock; if the drift timer
+    meanwhile recreates the group, the change must land on the new group, not create a third one."""
+    async with running_operator(kube, fast_cloud_config(reference), fast_config(drift_interval=0.3)):
+        await cluster.create(PGROUP_RESOURCE, group("raced", description="before", rules=[rule("10.5.0.0/16", 1)]))
+        obj = await cluster.wait_for(PGROUP_RESOURCE, "raced", ready_at("before"))
+        original = obj["status"]["pGroupId"]
+
+        # Slow rule creation keeps the drift repair (recreating the group) holding the lock.
+        reference.admin.set_faults([], latency={"CreateCfsRule": 1500})
+        cloud_client.call("DeleteCfsPGroup", {"PGroupId": original})
+        await cluster.wait_for(PGROUP_RESOURCE, "raced", lambda o: len(groups_named(cloud_client, "raced")) == 1 and
+                               groups_named(cloud_client, "raced")[0]["PGroupId"] != original)
+        await cluster.patch(PGROUP_RESOURCE, "raced", {"spec": {"description": "after"}})
+
+        obj = await cluster.wait_for(PGROUP_RESOURCE, "raced", ready_at("after"))
+        reference.admin.set_faults([])
+        print("DEBUG", original, obj["status"], cluster.events("raced"), groups_named(cloud_client, "raced"))
+        (recreated,) = groups_named(cloud_client, "raced")
+        assert obj["status"]["pGroupId"] == recreated["PGroupId"] != original
+        assert recreated["DescInfo"] == "after"
+        assert cloud_rules(cloud_client, recreated["PGroupId"]) == {("10.5.0.0/16", "RO", "root_squash", 1)}
+
+
+def groups_named(client: CfsClient, name: str) -> list[dict[str, Any]]:
+    return [g for g in client.call("DescribeCfsPGroups", {})["PGroupList"] if g["Name"] == name]

@@ -57,7 +57,8 @@ async def test_operator_process_end_to_end(kube, reference, tmp_path):
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "cfs_operator", "--liveness", f"http://127.0.0.1:{liveness}/healthz",
             "--metrics-address", f"127.0.0.1:{metrics}", "--drift-interval", "60", "--peering", "cfs-operator",
-            "--log-level", "DEBUG",
+            # Claims limited to one namespace: the peering stays cluster-wide (ClusterKopfPeering).
+            "--namespace", "default", "--log-level", "DEBUG",
             env=env, stdout=log, stderr=asyncio.subprocess.STDOUT)
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT

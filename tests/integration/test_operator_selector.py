@@ -80,3 +80,37 @@ async def test_bindings_follow_claims(kube, reference, cloud_client):
         reply = cloud_client.call("DescribeAutoSnapshotPolicies", {"AutoSnapshotPolicyId": obj["status"]["autoSnapshotPolicyId"]})
         assert [f["FileSystemId"] for f in reply["AutoSnapshotPolicies"][0]["FileSystems"]] == [fs[2]]
         await cluster.wait_for_events("prod-daily", "Bound", "Unbound")
+
+
+async def test_unbound_claims_and_claims_outside_the_watched_namespaces(kube, reference, cloud_client):
+    cluster = Cluster(kube)
+    fs = [make_file_system(cloud_client, reference.region, f"fs{i}") for i in range(4)]
+    for name in ("team-a", "team-b"):
+        await cluster.create(NAMESPACE_RESOURCE, namespace(name))
+    await cluster.create(PV_RESOURCE, volume("pv-0", ("team-a", "data"), {"driver": DRIVER, "volumeHandle": f"fs:{fs[0]}"}))
+    await cluster.create(PV_RESOURCE, volume("pv-1", ("team-b", "data"), {"driver": DRIVER, "volumeHandle": f"fs:{fs[1]}"}))
+    # A claim naming a volume that the volume itself gives to another claim (claimRef) is not bound.
+    await cluster.create(PV_RESOURCE, volume("pv-2", ("team-a", "owner"), {"driver": DRIVER, "volumeHandle": f"fs:{fs[2]}"}))
+    await cluster.create(PVC_RESOURCE, claim("team-a", "data", "pv-0"))
+    await cluster.create(PVC_RESOURCE, claim("team-b", "data", "pv-1"))
+    await cluster.create(PVC_RESOURCE, claim("team-a", "squatter", "pv-2"))
+    pending = claim("team-a", "pending", "")
+    del pending["spec"]["volumeName"], pending["status"]
+    await cluster.create(PVC_RESOURCE, pending)
+
+    config = fast_config(selection_interval=0.1, claim_namespaces=("team-a",))
+    async with running_operator(kube, fast_cloud_config(reference), config):
+        await cluster.create(POLICY_RESOURCE, {
+            "apiVersion": "cfs.tencentcloud.com/v1alpha1", "kind": "CfsAutoSnapshotPolicy",
+            "metadata": {"name": "everything"},
+            "spec": {"dayOfWeek": [1], "hour": [3], "persistentVolumeClaimSelector": {}},
+        })
+        # team-b is outside --namespace; the pending claim has no volume yet; the squatter's
+        # volume belongs to another claim.
+        await cluster.wait_for(POLICY_RESOURCE, "everything", bound_to(fs[0]))
+
+        # The pending claim gets its volume: its file system follows.
+        await cluster.create(PV_RESOURCE, volume("pv-3", ("team-a", "pending"), {
+            "driver": DRIVER, "volumeHandle": f"fs:{fs[3]}"}))
+        await cluster.patch(PVC_RESOURCE, "pending", {"spec": {"volumeName": "pv-3"}}, namespace="team-a")
+        await cluster.wait_for(POLICY_RESOURCE, "everything", bound_to(fs[0], fs[3]))

@@ -6,6 +6,7 @@ against the real reference service in tests/integration/test_cloud_resilience.py
 
 import dataclasses
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -55,11 +56,12 @@ class SimulatedClock:
         self.now += seconds
 
 
-def make_waiter(cloud, min_interval=0.01, max_interval=0.1, clock=None):
+def make_waiter(cloud, min_interval=0.01, max_interval=0.1, clock=None, min_gap=0.0):
     kind = dataclasses.replace(FILE_SYSTEMS, list_items=cloud.list_items)
     if clock is None:
-        return CoalescingWaiter(kind, min_interval, max_interval)
-    return CoalescingWaiter(kind, min_interval, max_interval, clock=clock, pause=clock.pause)
+        return CoalescingWaiter(kind, min_interval, max_interval, min_gap)
+    return CoalescingWaiter(kind, min_interval, max_interval, min_gap, clock=clock,
+                            pause=clock.pause)
 
 
 def test_schedule_polls_soon_then_backs_off_to_the_cap():
@@ -74,6 +76,39 @@ def test_schedule_polls_soon_then_backs_off_to_the_cap():
     assert times[0] == pytest.approx(0.05)
     assert gaps == [0.1, 0.2, 0.4, 0.5, 0.5, 0.5, 0.5]
     # So `available` is seen at most max_interval after it happens, whenever that is.
+
+
+def test_min_gap_spaces_a_lone_waiters_early_polls():
+    clock = SimulatedClock()
+    cloud = FakeCloud(clock)
+    cloud.add("cfs-1", polls=5)
+    waiter = make_waiter(cloud, min_interval=0.05, max_interval=0.5, clock=clock, min_gap=0.25)
+    waiter.wait(None, "cfs-1", timeout=60)
+    times = [t for t, _ in cloud.fetches]
+    assert times[0] == pytest.approx(0.05)            # the first look is still prompt...
+    assert [round(b - a, 6) for a, b in zip(times, times[1:])] == [0.25, 0.25, 0.4, 0.5, 0.5]
+
+
+def test_arriving_waiters_cannot_poll_closer_than_the_min_gap():
+    """Creates keep arriving (one every 10 ms): each new id asks for a poll 10 ms later, but
+    the polls stay min_gap apart and each serves every id registered by then."""
+    cloud = FakeCloud(clock=time.monotonic)
+    ids = [f"cfs-{i:08x}" for i in range(30)]
+    for fs_id in ids:
+        cloud.add(fs_id, polls=4)
+    waiter = make_waiter(cloud, min_interval=0.01, max_interval=0.2, min_gap=0.1)
+
+    def arrive_and_wait(index_and_id):
+        index, fs_id = index_and_id
+        time.sleep(index * 0.01)
+        return waiter.wait(None, fs_id, timeout=30)["LifeCycleState"]
+
+    with ThreadPoolExecutor(len(ids)) as pool:
+        assert set(pool.map(arrive_and_wait, enumerate(ids))) == {"available"}
+    starts = [t for t, _ in cloud.fetches]
+    assert min(b - a for a, b in zip(starts, starts[1:])) >= 0.1
+    # Without the gap every arrival would trigger its own poll 10 ms later (>= 30 polls).
+    assert len(starts) < len(ids)
 
 
 def test_many_waiters_share_each_poll():

@@ -13,6 +13,7 @@ def test_defaults_and_flags():
     config = config_from_args(args)
     assert args.namespace == ["a", "b"] and args.peering == "cfs"
     assert (config.drift_interval, config.selection_interval, config.workers) == (7.5, 2.0, 4)
+    assert config.claim_namespaces == ("a", "b")
 
 
 @pytest.mark.parametrize(("argv", "words"), [

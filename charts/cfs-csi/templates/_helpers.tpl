@@ -147,6 +147,18 @@ affinity:
 {{- end }}
 {{- end -}}
 
+{{/* Whole seconds of a duration value (schema pattern ^[0-9]+(ms|s|m|h)$), rounded down. */}}
+{{- define "cfs-csi.durationSeconds" -}}
+{{- $number := regexFind "^[0-9]+" . | int -}}
+{{- $unit := regexFind "[a-z]+$" . -}}
+{{- if eq $unit "ms" -}}{{ div $number 1000 }}{{- else -}}{{ mul $number (get (dict "s" 1 "m" 60 "h" 3600) $unit) }}{{- end -}}
+{{- end -}}
+
+{{/* The kubelet waits this long after SIGTERM: the driver's shutdown grace plus room to exit. */}}
+{{- define "cfs-csi.terminationGracePeriod" -}}
+terminationGracePeriodSeconds: {{ add (int .shutdownGrace) 15 }}
+{{- end -}}
+
 {{- define "cfs-csi.imagePullSecrets" -}}
 {{- with .Values.imagePullSecrets }}
 imagePullSecrets:
