@@ -22,7 +22,7 @@ from cfs_cloud import metrics
 from cfs_cloud.config import CloudConfig
 from cfs_cloud.credentials import StaticCredentials
 from cfs_cloud.errors import (
-    CfsAuthError, CfsError, CfsNetworkError, CfsThrottled, FileSystemCreateFailed,
+    CallTimeout, CfsAuthError, CfsError, CfsNetworkError, CfsThrottled, FileSystemCreateFailed,
     SnapshotCreateFailed, error_for,
 )
 from cfs_cloud.limits import ActionRateLimits
@@ -96,20 +96,30 @@ class CfsClient:
 
     # ---- the one call path -------------------------------------------------------------
 
-    def call(self, action: str, params: dict | None = None) -> dict:
+    def call(self, action: str, params: dict | None = None, *,
+             timeout: float | None = None) -> dict:
         """Call `action` and return the reply's "Response" object (includes "RequestId").
 
         Raises `CfsError` (a subclass chosen by code) once the retry policy gives up.
+        `timeout` is the caller's own deadline in seconds (e.g. what is left of a gRPC
+        deadline): no rate-limit wait, attempt or backoff runs past it, each attempt's HTTP
+        timeout is cut to the time left, and `CallTimeout` is raised when not even a first
+        attempt fits. Without it, retries stop at `retry_deadline`.
         """
         params = params or {}
         started = time.monotonic()
-        deadline = started + self._config.retry_deadline
+        hard_deadline = None if timeout is None else started + timeout
+        retry_until = started + self._config.retry_deadline
+        if hard_deadline is not None:
+            retry_until = min(retry_until, hard_deadline)
         attempt = 0
         try:
             while True:
-                self._shared.limits.acquire(action)
+                if self._shared.limits.acquire(action, hard_deadline) is None:
+                    raise CallTimeout(f"{action}: no rate-limit slot within the caller's "
+                                      f"timeout of {timeout:g}s")
                 try:
-                    reply = self._send(action, params)
+                    reply = self._send(action, params, self._attempt_timeout(hard_deadline))
                 except CfsError as err:
                     metrics.CALLS.labels(action, err.code).inc()
                     if isinstance(err, CfsThrottled):
@@ -118,7 +128,7 @@ class CfsClient:
                         log.debug("cfs call %s failed: %s", action, err)
                         raise
                     delay = self._backoff.delay(attempt)
-                    if time.monotonic() + delay > deadline:
+                    if time.monotonic() + delay > retry_until:
                         log.warning("cfs call %s gave up after %d attempt(s): %s",
                                     action, attempt + 1, err)
                         raise
@@ -135,6 +145,11 @@ class CfsClient:
         finally:
             metrics.CALL_SECONDS.labels(action).observe(time.monotonic() - started)
 
+    def _attempt_timeout(self, hard_deadline: float | None) -> float:
+        if hard_deadline is None:
+            return self._config.request_timeout
+        return max(0.001, min(self._config.request_timeout, hard_deadline - time.monotonic()))
+
     def _sdk(self) -> SdkCfsClient:
         sdk = getattr(self._local, "sdk", None)
         if sdk is None:
@@ -146,17 +161,21 @@ class CfsClient:
             self._local.sdk = sdk
         return sdk
 
-    def _send(self, action: str, params: dict) -> dict:
-        """One signed HTTP request. Errors are built outside the `except` block so no SDK or
-        requests object (which carries the signed headers) stays attached to them."""
+    def _send(self, action: str, params: dict, timeout: float) -> dict:
+        """One signed HTTP request of at most `timeout` seconds. Errors are built outside the
+        `except` block so no SDK or requests object (which carries the signed headers) stays
+        attached to them."""
         if self._credentials is None:
             raise CfsAuthError(
                 "AuthFailure.MissingCredentials",
                 "no credentials configured: set TENCENTCLOUD_SECRET_ID and "
                 "TENCENTCLOUD_SECRET_KEY or CFS_CREDENTIALS_DIR")
         failure: CfsError | None = None
+        sdk = self._sdk()
+        # The SDK reads its connection's timeout per request; the client is this thread's own.
+        sdk.request.conn.timeout = timeout
         try:
-            body = self._sdk().call_json(action, params)
+            body = sdk.call_json(action, params)
         except TencentCloudSDKException as exc:
             failure = self._error_from_sdk(exc)
         except (ValueError, KeyError) as exc:    # not JSON, or JSON without "Response"

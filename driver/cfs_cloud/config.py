@@ -94,7 +94,7 @@ class CloudConfig:
     poll_max_interval: float = 0.5
     # Least time between the end of one waiter poll and the start of the next, however many
     # new waiters ask for an early look (bounds the list calls while creates keep arriving).
-    poll_min_gap: float = 0.25
+    poll_min_gap: float = 0.5
 
     def __post_init__(self):
         split_endpoint(self.endpoint)

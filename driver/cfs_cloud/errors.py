@@ -91,6 +91,14 @@ class WaitTimeout(CfsError):
         super().__init__("WaitTimeout", message)
 
 
+class CallTimeout(CfsError):
+    """The caller's own timeout for a call ran out before an attempt could be made (the
+    rate limiter's next free slot was later); no request was sent."""
+
+    def __init__(self, message: str):
+        super().__init__("CallTimeout", message)
+
+
 class FileSystemCreateFailed(CfsError):
     """The file system reached LifeCycleState `create_failed`; it will never become available."""
 
@@ -141,6 +149,7 @@ _GRPC_STATUS_BY_CODE: tuple[tuple[str, grpc.StatusCode], ...] = (
     ("InvalidParameterValue.InvalidSnapStatus", grpc.StatusCode.ABORTED),
     ("InvalidParameterValue.SnapSrcFsBusy", grpc.StatusCode.ABORTED),
     ("WaitTimeout", grpc.StatusCode.ABORTED),
+    ("CallTimeout", grpc.StatusCode.DEADLINE_EXCEEDED),
     ("FileSystemCreateFailed", grpc.StatusCode.INTERNAL),
     ("SnapshotCreateFailed", grpc.StatusCode.INTERNAL),
     ("InvalidAction", grpc.StatusCode.UNIMPLEMENTED),

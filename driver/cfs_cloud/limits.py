@@ -69,18 +69,22 @@ class RateLimiter:
         self._lock = threading.Lock()
         self._next_free = 0.0
 
-    def reserve(self) -> float:
-        """Claim the next slot; return how long to wait before using it."""
+    def reserve(self, deadline: float | None = None) -> float | None:
+        """Claim the next slot; return how long to wait before using it. None (and nothing
+        claimed) when the slot is later than `deadline` (a time on this limiter's clock)."""
         with self._lock:
             now = self._clock()
             slot = max(self._next_free, now)
+            if deadline is not None and slot > deadline:
+                return None
             self._next_free = slot + self.interval
             return slot - now
 
-    def acquire(self) -> float:
-        """Block until this caller may send; return the time waited."""
-        wait = self.reserve()
-        if wait > 0:
+    def acquire(self, deadline: float | None = None) -> float | None:
+        """Block until this caller may send; return the time waited (None: not before
+        `deadline`, returned at once)."""
+        wait = self.reserve(deadline)
+        if wait:
             self._sleep(wait)
         return wait
 
@@ -109,6 +113,6 @@ class ActionRateLimits:
                     RateLimiter(limit * (1 - self._margin)) if limit > 0 else None)
             return self._limiters[action]
 
-    def acquire(self, action: str) -> float:
+    def acquire(self, action: str, deadline: float | None = None) -> float | None:
         limiter = self.limiter(action)
-        return limiter.acquire() if limiter else 0.0
+        return limiter.acquire(deadline) if limiter else 0.0

@@ -29,7 +29,8 @@ from cfs_csi.mount_options import NFS_FS_TYPES, MountOptionError, nfs_mount_opti
 from cfs_csi.mounter import Mounter
 from cfs_csi.node import TOPOLOGY_ZONE_KEY
 from cfs_csi.pgroups import ManagedGroups
-from cfs_csi.rpc_errors import ControllerError, abort_on_error, invalid
+from cfs_csi.rpc_errors import abort_on_error
+from cfs_csi.status import RpcError, invalid
 from cfs_csi.subdir import MountedShareAccess, ShareAccess
 from cfs_csi.volume_id import FilesystemVolume, MalformedVolumeId, Share, SubdirVolume, decode
 
@@ -97,7 +98,7 @@ def page_offset(token: str) -> int:
     if not token:
         return 0
     if not token.isdigit():
-        raise ControllerError(grpc.StatusCode.ABORTED, f"starting_token {token!r} is not valid")
+        raise RpcError(grpc.StatusCode.ABORTED, f"starting_token {token!r} is not valid")
     return int(token)
 
 
@@ -140,7 +141,7 @@ def _zones_of(topologies) -> list[str]:
                               if t.segments.get(TOPOLOGY_ZONE_KEY)))
 
 
-def _missing(field: str) -> ControllerError:
+def _missing(field: str) -> RpcError:
     return invalid(f"{field} missing in request")
 
 
@@ -194,12 +195,12 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
         try:
             return decode(volume_id)
         except MalformedVolumeId as err:
-            raise ControllerError(grpc.StatusCode.NOT_FOUND, f"volume {volume_id} not found: {err}") from None
+            raise RpcError(grpc.StatusCode.NOT_FOUND, f"volume {volume_id} not found: {err}") from None
 
     def _file_system(self, client: CfsClient, volume: FilesystemVolume) -> dict:
         info = self.file_systems.describe(client, volume.file_system_id)
         if info is None:
-            raise ControllerError(grpc.StatusCode.NOT_FOUND,
+            raise RpcError(grpc.StatusCode.NOT_FOUND,
                                   f"volume {volume.encode()}: file system {volume.file_system_id} "
                                   "does not exist")
         return info
@@ -268,14 +269,14 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
             raise _missing("volume_content_source.snapshot.snapshot_id")
         info = snapshots.describe(client, snapshot_id) if snapshots.is_snapshot_id(snapshot_id) else None
         if info is None:
-            raise ControllerError(grpc.StatusCode.NOT_FOUND, f"source snapshot {snapshot_id} not found")
+            raise RpcError(grpc.StatusCode.NOT_FOUND, f"source snapshot {snapshot_id} not found")
         status = info.get("Status")
         if status in snapshots.SNAPSHOT_FAILED:
             raise invalid(f"volume_content_source: snapshot {snapshot_id} is {status} and can "
                           "never seed a volume; use another source")
         if status != snapshots.SNAPSHOT_AVAILABLE:
             # It becomes usable by itself: a retryable code, and nothing is created meanwhile.
-            raise ControllerError(grpc.StatusCode.ABORTED,
+            raise RpcError(grpc.StatusCode.ABORTED,
                                   f"source snapshot {snapshot_id} is not ready to use yet ({status}); "
                                   "retry once it is available")
         check_source_fits(provision.size_gb, int(info.get("Size") or 0) * snapshots.MIB,
@@ -416,7 +417,7 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
                 self._file_system(client, volume)
             try:
                 _check_validation_request(volume, request, self.default_allowed_clients)
-            except (ControllerError, params.ParameterError, MountOptionError) as err:
+            except (RpcError, params.ParameterError, MountOptionError) as err:
                 return csi_pb2.ValidateVolumeCapabilitiesResponse(message=str(err))
             # Confirmed echoes only what was checked above: capabilities, parameters, context.
             return csi_pb2.ValidateVolumeCapabilitiesResponse(
@@ -436,7 +437,7 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
         items = reply.get(items_key) or []
         total = reply.get("TotalCount", offset + len(items))
         if offset and offset > total:
-            raise ControllerError(grpc.StatusCode.ABORTED,
+            raise RpcError(grpc.StatusCode.ABORTED,
                                   f"starting_token {token!r} is past the end ({total} entries)")
         following = offset + len(items)
         return items, str(following) if items and following < total else ""
@@ -521,7 +522,7 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
             info = (snapshots.describe(client, request.snapshot_id)
                     if snapshots.is_snapshot_id(request.snapshot_id) else None)
             if info is None:
-                raise ControllerError(grpc.StatusCode.NOT_FOUND,
+                raise RpcError(grpc.StatusCode.NOT_FOUND,
                                       f"snapshot {request.snapshot_id} not found")
             return csi_pb2.GetSnapshotResponse(snapshot=snapshots.to_csi(info))
 

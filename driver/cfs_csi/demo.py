@@ -33,7 +33,8 @@ import grpc
 
 from cfs_csi.csipb import csi_pb2, csi_pb2_grpc
 from cfs_csi.mounter import nfs_mount_command
-from cfs_csi.node import NFS_PORT, NodeError, nfs_volume
+from cfs_csi.node import NFS_PORT, nfs_volume
+from cfs_csi.status import RpcError
 
 REGION = "ap-shanghai-fsi"
 ZONE = "ap-shanghai-fsi-1"
@@ -275,7 +276,7 @@ class Demo:
     def stage(self, node, volume: csi_pb2.Volume, staging: Path) -> bool:
         try:
             planned = nfs_volume(volume.volume_context)
-        except NodeError as err:
+        except RpcError as err:
             raise StepFailed(f"the volume context is not mountable: {err}") from None
         command = " ".join(nfs_mount_command(planned.server, planned.export_path, str(staging),
                                              list(planned.options.options)))

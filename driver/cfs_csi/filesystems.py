@@ -19,7 +19,7 @@ from cfs_cloud.errors import CfsError, CfsNetworkError, CfsNotFound, FileSystemC
 
 from cfs_csi import params
 from cfs_csi.pgroups import ManagedGroups, managed_group_name
-from cfs_csi.rpc_errors import ControllerError, invalid
+from cfs_csi.status import RpcError, invalid
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def check_capacity_range(required_bytes: int, limit_bytes: int) -> None:
     if required_bytes < 0 or limit_bytes < 0:
         raise invalid("capacity_range: required_bytes and limit_bytes must not be negative")
     if limit_bytes and required_bytes > limit_bytes:
-        raise ControllerError(grpc.StatusCode.OUT_OF_RANGE,
+        raise RpcError(grpc.StatusCode.OUT_OF_RANGE,
                               f"capacity_range: required_bytes {required_bytes} exceeds "
                               f"limit_bytes {limit_bytes}")
 
@@ -56,11 +56,11 @@ def size_limit_gb(required_bytes: int, limit_bytes: int) -> int:
     check_capacity_range(required_bytes, limit_bytes)
     gb = math.ceil(required_bytes / GIB) if required_bytes else limit_bytes // GIB
     if limit_bytes and (gb == 0 or gb * GIB > limit_bytes):
-        raise ControllerError(grpc.StatusCode.OUT_OF_RANGE,
+        raise RpcError(grpc.StatusCode.OUT_OF_RANGE,
                               f"capacity_range: no whole-GB size lies between {required_bytes} "
                               f"and {limit_bytes} bytes (CFS sizes are whole GB)")
     if gb > MAX_FS_LIMIT_GB:
-        raise ControllerError(grpc.StatusCode.OUT_OF_RANGE,
+        raise RpcError(grpc.StatusCode.OUT_OF_RANGE,
                               f"capacity_range: {gb} GB exceeds the CFS maximum of "
                               f"{MAX_FS_LIMIT_GB} GB")
     return gb
@@ -69,7 +69,7 @@ def size_limit_gb(required_bytes: int, limit_bytes: int) -> int:
 def check_source_fits(size_gb: int, used_bytes: int, source: str) -> None:
     """CSI: a volume from a source MUST NOT be smaller than the source (else OUT_OF_RANGE)."""
     if size_gb and used_bytes > size_gb * GIB:
-        raise ControllerError(grpc.StatusCode.OUT_OF_RANGE,
+        raise RpcError(grpc.StatusCode.OUT_OF_RANGE,
                               f"capacity_range: {size_gb} GB is smaller than the {used_bytes} "
                               f"bytes of {source}")
 
@@ -99,7 +99,7 @@ def mount_target(client: CfsClient, fs_id: str) -> dict:
     for target in client.mount_targets(fs_id):
         if target.get("IpAddress"):
             return target
-    raise ControllerError(grpc.StatusCode.UNAVAILABLE, f"file system {fs_id} has no mount target yet")
+    raise RpcError(grpc.StatusCode.UNAVAILABLE, f"file system {fs_id} has no mount target yet")
 
 
 @dataclass(frozen=True)
@@ -192,7 +192,7 @@ class FileSystems:
                 or (request.limit_bytes and current * GIB > request.limit_bytes)):
             problems.append(f"size {current} GB (asked {request.size_gb} GB)")
         if problems:
-            raise ControllerError(
+            raise RpcError(
                 grpc.StatusCode.ALREADY_EXISTS,
                 f"volume {request.volume_name} exists as file system {info['FileSystemId']} "
                 f"with incompatible {'; '.join(problems)}")
@@ -252,13 +252,13 @@ class FileSystems:
             # It will never become available: remove it so the retry starts over cleanly.
             self.delete(client, fs_id)
             created = info.get("CreateRequestId")
-            raise ControllerError(
+            raise RpcError(
                 grpc.StatusCode.INTERNAL,
                 f"file system {fs_id} for volume {request.volume_name} failed: {err}"
                 + (f"; CreateCfsFileSystem RequestId {created}" if created else "")
                 + "; it was deleted, a retry creates a new one") from None
         except WaitTimeout:
-            raise ControllerError(
+            raise RpcError(
                 grpc.StatusCode.ABORTED,
                 f"file system {fs_id} for volume {request.volume_name} is not available after "
                 f"{self.create_timeout:g}s; retrying the call continues waiting for it") from None
@@ -300,7 +300,7 @@ class FileSystems:
                 raise
             # CSI DeleteVolume: a volume that cannot go because of its snapshots is left as it
             # is and answered FAILED_PRECONDITION (finished CFS snapshots never block a delete).
-            raise ControllerError(grpc.StatusCode.FAILED_PRECONDITION,
+            raise RpcError(grpc.StatusCode.FAILED_PRECONDITION,
                                   f"file system {fs_id} has a snapshot being created; delete it "
                                   f"once the snapshot is available ({err})") from None
         group = info.get("PGroup") or {}

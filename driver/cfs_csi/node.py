@@ -39,6 +39,7 @@ from cfs_csi.locks import KeyLocks
 from cfs_csi.mount_options import (
     NFS_FS_TYPES, NFS_V3, MountOptionError, NfsMountOptions, nfs_mount_options)
 from cfs_csi.mounter import CommandFailed, CommandTimeout, Mounter, is_stale
+from cfs_csi.status import RpcError
 
 log = logging.getLogger(__name__)
 
@@ -72,14 +73,6 @@ NODE_CAPABILITIES = (
 )
 
 
-class NodeError(Exception):
-    """Ends the RPC with this status code and message."""
-
-    def __init__(self, code: grpc.StatusCode, message: str):
-        super().__init__(message)
-        self.code = code
-
-
 @dataclasses.dataclass(frozen=True)
 class NfsVolume:
     """What to mount: `<server>:<export_path>` with `options`; `sub_path` is bound into pods."""
@@ -111,7 +104,7 @@ def _relative_path(context: Mapping[str, str], key: str) -> str:
         try:
             params.validate_relative_path(value, f"volume context {key}")
         except params.ParameterError as err:
-            raise NodeError(grpc.StatusCode.INVALID_ARGUMENT, str(err)) from None
+            raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, str(err)) from None
     return value
 
 
@@ -121,35 +114,35 @@ def nfs_volume(context: Mapping[str, str], mount_flags: Iterable[str] = (),
     unknown = sorted(key for key in context
                      if KUBERNETES_KEY_SEPARATOR not in key and key not in CONTEXT_KEYS)
     if unknown:
-        raise NodeError(grpc.StatusCode.INVALID_ARGUMENT,
+        raise RpcError(grpc.StatusCode.INVALID_ARGUMENT,
                         f"volume context key {unknown[0]!r} is unknown; allowed keys: "
                         f"{', '.join(CONTEXT_KEYS)}")
     server = context.get(CONTEXT_SERVER, "")
     if not server:
-        raise NodeError(grpc.StatusCode.INVALID_ARGUMENT,
+        raise RpcError(grpc.StatusCode.INVALID_ARGUMENT,
                         f"volume context has no {CONTEXT_SERVER!r} (the mount target IP); static "
                         f"PVs set {CONTEXT_SERVER}, {CONTEXT_FSID}, {CONTEXT_PATH} and "
                         f"{CONTEXT_VERS} in volumeAttributes")
     try:
         params.validate_server(server)
     except params.ParameterError as err:
-        raise NodeError(grpc.StatusCode.INVALID_ARGUMENT, f"volume context: {err}") from None
+        raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, f"volume context: {err}") from None
     vers = context.get(CONTEXT_VERS, "4")
     if vers not in params.NFS_VERSIONS:
-        raise NodeError(grpc.StatusCode.INVALID_ARGUMENT,
+        raise RpcError(grpc.StatusCode.INVALID_ARGUMENT,
                         f"volume context {CONTEXT_VERS}={vers!r} is invalid; allowed: "
                         f"{', '.join(params.NFS_VERSIONS)}")
     try:
         options = nfs_mount_options(
             vers, [context.get(CONTEXT_MOUNT_OPTIONS, ""), *mount_flags], read_only)
     except MountOptionError as err:
-        raise NodeError(grpc.StatusCode.INVALID_ARGUMENT, str(err)) from None
+        raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, str(err)) from None
     fsid = context.get(CONTEXT_FSID, "")
     if options.vers == NFS_V3 and not fsid:
-        raise NodeError(grpc.StatusCode.INVALID_ARGUMENT,
+        raise RpcError(grpc.StatusCode.INVALID_ARGUMENT,
                         f"volume context has no {CONTEXT_FSID!r}: NFSv3 mounts <server>:/<fsid>")
     if fsid and not params.FSID_RE.match(fsid):
-        raise NodeError(grpc.StatusCode.INVALID_ARGUMENT,
+        raise RpcError(grpc.StatusCode.INVALID_ARGUMENT,
                         f"volume context {CONTEXT_FSID}={fsid!r} is invalid; allowed: letters, "
                         "digits, '-', '_'")
     return NfsVolume(
@@ -167,7 +160,7 @@ def _rpc(method: Callable) -> Callable:
     def wrapper(self: NodeServicer, request, context: grpc.ServicerContext):
         try:
             return method(self, request, context)
-        except NodeError as err:
+        except RpcError as err:
             code, message = err.code, str(err)
         except CommandTimeout as err:
             code, message = grpc.StatusCode.DEADLINE_EXCEEDED, str(err)
@@ -181,14 +174,14 @@ def _rpc(method: Callable) -> Callable:
 
 def _require(value: str, field: str) -> str:
     if not value:
-        raise NodeError(grpc.StatusCode.INVALID_ARGUMENT, f"{field} missing in request")
+        raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, f"{field} missing in request")
     return value
 
 
 def _absolute(path: str, field: str) -> str:
     """The spec's paths are absolute; a relative one would land below the plugin's cwd."""
     if path and not os.path.isabs(path):
-        raise NodeError(grpc.StatusCode.INVALID_ARGUMENT,
+        raise RpcError(grpc.StatusCode.INVALID_ARGUMENT,
                         f"{field} {path!r} is not an absolute path")
     return path
 
@@ -199,28 +192,28 @@ def _require_path(path: str, field: str) -> str:
 
 def _check_capability(request, field: str = "volume_capability") -> None:
     if not request.HasField(field):
-        raise NodeError(grpc.StatusCode.INVALID_ARGUMENT, f"{field} missing in request")
+        raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, f"{field} missing in request")
     capability = getattr(request, field)
     if capability.HasField("block"):
-        raise NodeError(grpc.StatusCode.INVALID_ARGUMENT,
+        raise RpcError(grpc.StatusCode.INVALID_ARGUMENT,
                         "block access type is not supported: CFS is a file system; use "
                         "volumeMode: Filesystem (access type mount)")
     if not capability.HasField("mount"):
-        raise NodeError(grpc.StatusCode.INVALID_ARGUMENT,
+        raise RpcError(grpc.StatusCode.INVALID_ARGUMENT,
                         f"{field}.access_type missing in request; allowed: mount")
     if capability.mount.fs_type not in NFS_FS_TYPES:
-        raise NodeError(grpc.StatusCode.INVALID_ARGUMENT,
+        raise RpcError(grpc.StatusCode.INVALID_ARGUMENT,
                         f"{field}.mount.fs_type {capability.mount.fs_type!r} is not supported "
                         "(CFS volumes are NFS); allowed: empty, nfs, nfs4")
     if capability.mount.volume_mount_group:
         # Not advertised (VOLUME_MOUNT_GROUP): NFS has no mount option that sets a group, so the
         # kubelet applies fsGroup itself (CSIDriver fsGroupPolicy: File).
-        raise NodeError(grpc.StatusCode.INVALID_ARGUMENT,
+        raise RpcError(grpc.StatusCode.INVALID_ARGUMENT,
                         f"{field}.mount.volume_mount_group is not supported: NFS cannot mount "
                         "with a group id; leave it empty (the CSIDriver's fsGroupPolicy File "
                         "makes the kubelet apply fsGroup)")
     if capability.access_mode.mode == Mode.UNKNOWN:
-        raise NodeError(grpc.StatusCode.INVALID_ARGUMENT,
+        raise RpcError(grpc.StatusCode.INVALID_ARGUMENT,
                         f"{field}.access_mode missing in request; allowed: "
                         f"{', '.join(name for name in Mode.keys() if name != 'UNKNOWN')}")
 
@@ -287,7 +280,7 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
         _check_capability(request)
         if not request.staging_target_path and request.volume_context.get(EPHEMERAL_KEY) != "true":
             # The spec's code for a plugin with STAGE_UNSTAGE_VOLUME called without the path.
-            raise NodeError(grpc.StatusCode.FAILED_PRECONDITION,
+            raise RpcError(grpc.StatusCode.FAILED_PRECONDITION,
                             "staging_target_path missing in request: NodeStageVolume must "
                             "succeed first (only inline ephemeral volumes, volume context "
                             f"{EPHEMERAL_KEY}=true, are published without it)")
@@ -314,7 +307,7 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
         entry = self.mounter.find_mount(path)
         if entry is None:
             state = "is not a mount point" if os.path.exists(path) else "does not exist"
-            raise NodeError(grpc.StatusCode.NOT_FOUND,
+            raise RpcError(grpc.StatusCode.NOT_FOUND,
                             f"volume path {path} {state}: it is not a mount of volume {volume_id}")
         source = self.mounter.nfs_source(entry)
         if source is not None:
@@ -330,7 +323,7 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
             if is_stale(err):
                 return _abnormal(f"stale NFS file handle at {path}: the exported directory was "
                                  "removed or replaced on the server; unpublish and publish again")
-            raise NodeError(grpc.StatusCode.INTERNAL, f"statvfs {path}: {err}") from None
+            raise RpcError(grpc.StatusCode.INTERNAL, f"statvfs {path}: {err}") from None
         return csi_pb2.NodeGetVolumeStatsResponse(
             usage=[
                 csi_pb2.VolumeUsage(
@@ -364,11 +357,11 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
         if existing is not None:
             mounted_from = self.mounter.nfs_source(existing)
             if mounted_from != volume.source:
-                raise NodeError(grpc.StatusCode.ALREADY_EXISTS,
+                raise RpcError(grpc.StatusCode.ALREADY_EXISTS,
                                 f"{target} is already mounted from "
                                 f"{mounted_from or existing.source}, not {volume.source}")
             if existing.read_only != volume.read_only:
-                raise NodeError(grpc.StatusCode.ALREADY_EXISTS,
+                raise RpcError(grpc.StatusCode.ALREADY_EXISTS,
                                 f"{target} is already mounted {_access(existing.read_only)} from "
                                 f"{volume.source}, not {_access(volume.read_only)}")
             if not self.mounter.is_corrupted(target):
@@ -378,7 +371,7 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
             self.mounter.unmount(target)
         problem = self._unreachable(volume.server)
         if problem:
-            raise NodeError(grpc.StatusCode.UNAVAILABLE,
+            raise RpcError(grpc.StatusCode.UNAVAILABLE,
                             f"{problem}; check the mount target IP, the security group and that "
                             "the node is in the file system's VPC")
         try:
@@ -393,10 +386,10 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
         read_only = _read_only(request)
         staged = self.mounter.find_mount(staging)
         if staged is None:
-            raise NodeError(grpc.StatusCode.FAILED_PRECONDITION,
+            raise RpcError(grpc.StatusCode.FAILED_PRECONDITION,
                             f"volume {volume_id} is not staged at {staging}: NodeStageVolume first")
         if staged.read_only and not read_only:
-            raise NodeError(grpc.StatusCode.FAILED_PRECONDITION,
+            raise RpcError(grpc.StatusCode.FAILED_PRECONDITION,
                             f"volume {volume_id} is staged read-only at {staging} (reader-only "
                             "access mode); it cannot be published read-write")
         if self.mounter.is_corrupted(staging):
@@ -410,7 +403,7 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
         source = os.path.join(staging, sub_path) if sub_path else staging
         if not self.mounter.is_directory(source):
             what = f"sub-path {sub_path!r}" if sub_path else f"staged mount {staging}"
-            raise NodeError(grpc.StatusCode.NOT_FOUND,
+            raise RpcError(grpc.StatusCode.NOT_FOUND,
                             f"{what} of volume {volume_id} is not an accessible directory")
         expected_root = posixpath.normpath(posixpath.join(staged.root, sub_path))
         if request.volume_capability.access_mode.mode == Mode.SINGLE_NODE_SINGLE_WRITER:
@@ -424,7 +417,7 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
             if (existing.device, existing.root, existing.read_only) == (
                     staged.device, expected_root, read_only):
                 return
-            raise NodeError(grpc.StatusCode.ALREADY_EXISTS,
+            raise RpcError(grpc.StatusCode.ALREADY_EXISTS,
                             f"{target} is already mounted, but not as a "
                             f"{_access(read_only)} bind of {source}")
         os.makedirs(target, exist_ok=True)
@@ -436,7 +429,7 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
         own = {os.path.normpath(staging), os.path.normpath(target)}
         others = [path for path in self.mounter.mount_points_of(device, root) if path not in own]
         if others:
-            raise NodeError(grpc.StatusCode.FAILED_PRECONDITION,
+            raise RpcError(grpc.StatusCode.FAILED_PRECONDITION,
                             f"volume {volume_id} has access mode SINGLE_NODE_SINGLE_WRITER "
                             f"(ReadWriteOncePod) and is already published at {others[0]}")
 
@@ -455,7 +448,7 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
         except FileNotFoundError:
             pass
         except OSError as err:
-            raise NodeError(grpc.StatusCode.INTERNAL,
+            raise RpcError(grpc.StatusCode.INTERNAL,
                             f"{path} is unmounted but cannot be removed: {err.strerror}") from None
 
 
@@ -466,11 +459,11 @@ def _access(read_only: bool) -> str:
 def _refused_mount(volume: NfsVolume, err: CommandFailed) -> Exception:
     """The spec's code for what mount.nfs reports: a missing path is NOT_FOUND."""
     if os.strerror(errno.ENOENT) in err.stderr:
-        return NodeError(grpc.StatusCode.NOT_FOUND,
+        return RpcError(grpc.StatusCode.NOT_FOUND,
                          f"{volume.export_path} does not exist on NFS server {volume.server}; "
                          f"check the volume's path (and fsid for NFSv3): {err}")
     if "access denied" in err.stderr:
-        return NodeError(grpc.StatusCode.PERMISSION_DENIED,
+        return RpcError(grpc.StatusCode.PERMISSION_DENIED,
                          f"NFS server {volume.server} refused {volume.source}: the file "
                          "system's permission group does not allow this node's address, or the "
                          f"path is not exported: {err}")

@@ -1,7 +1,7 @@
 """How controller failures become gRPC statuses: one place, one table.
 
 Helpers raise; `abort_on_error` turns what they raise into `context.abort(code, message)`:
-- `ControllerError` carries its own status (ALREADY_EXISTS, NOT_FOUND, OUT_OF_RANGE, ...);
+- `RpcError` carries its own status (ALREADY_EXISTS, NOT_FOUND, OUT_OF_RANGE, ...);
 - `ParameterError` / `MountOptionError` → INVALID_ARGUMENT;
 - `CfsError` → `cfs_cloud.errors.grpc_status_for` (the project's single CFS→gRPC table); its
   text is "<code>: <message> (RequestId <id>)" and is already scrubbed of secrets;
@@ -19,19 +19,8 @@ from cfs_cloud.errors import CfsError, grpc_status_for
 
 from cfs_csi.mount_options import MountOptionError
 from cfs_csi.params import ParameterError
+from cfs_csi.status import RpcError
 from cfs_csi.subdir import DirectoryMissing, ShareUnavailable, UnsafePath
-
-
-class ControllerError(Exception):
-    """Ends the RPC with this status code and message."""
-
-    def __init__(self, code: grpc.StatusCode, message: str):
-        super().__init__(message)
-        self.code = code
-
-
-def invalid(message: str) -> ControllerError:
-    return ControllerError(grpc.StatusCode.INVALID_ARGUMENT, message)
 
 
 # Errors of the driver's own modules, by type; checked in order.
@@ -51,7 +40,7 @@ def abort_on_error(context: grpc.ServicerContext) -> Iterator[None]:
     propagates (the server answers UNKNOWN and logs the traceback)."""
     try:
         yield
-    except ControllerError as err:
+    except RpcError as err:
         context.abort(err.code, str(err))
     except CfsError as err:
         context.abort(grpc_status_for(err), str(err))

@@ -21,7 +21,7 @@ from google.protobuf import timestamp_pb2
 from cfs_csi import params
 from cfs_csi.csipb import csi_pb2
 from cfs_csi.filesystems import describe_by_id
-from cfs_csi.rpc_errors import ControllerError
+from cfs_csi.status import RpcError
 from cfs_csi.volume_id import FilesystemVolume
 
 log = logging.getLogger(__name__)
@@ -93,13 +93,13 @@ def create(client: CfsClient, name: str, source: FilesystemVolume) -> dict:
     found = client.find_snapshot_by_name(name)
     if found is not None:
         if found.get("FileSystemId") != file_system_id:
-            raise ControllerError(
+            raise RpcError(
                 grpc.StatusCode.ALREADY_EXISTS,
                 f"snapshot {name} exists as {found['SnapshotId']} of another volume "
                 f"(fs:{found.get('FileSystemId')})")
         if found.get("Status") in SNAPSHOT_FAILED:
             delete(client, found["SnapshotId"])
-            raise ControllerError(
+            raise RpcError(
                 grpc.StatusCode.INTERNAL,
                 f"snapshot {found['SnapshotId']} ({name}) of fs:{file_system_id} is "
                 f"{found.get('Status')}; it was deleted, a retry takes a new one")
@@ -130,10 +130,10 @@ def temporary_for_clone(client: CfsClient, volume_name: str, source_fs_id: str,
         return client.wait_snapshot_available(info["SnapshotId"], timeout=timeout)["SnapshotId"]
     except SnapshotCreateFailed as err:
         delete(client, info["SnapshotId"])
-        raise ControllerError(grpc.StatusCode.INTERNAL,
+        raise RpcError(grpc.StatusCode.INTERNAL,
                               f"clone of fs:{source_fs_id}: temporary snapshot failed: {err}") from None
     except WaitTimeout:
-        raise ControllerError(grpc.StatusCode.ABORTED,
+        raise RpcError(grpc.StatusCode.ABORTED,
                               f"clone of fs:{source_fs_id}: temporary snapshot "
                               f"{info['SnapshotId']} not ready after {timeout:g}s; retry continues") from None
 

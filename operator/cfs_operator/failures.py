@@ -6,13 +6,16 @@ from `str(CfsError)`, which cfs_cloud guarantees to be free of secrets.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from cfs_cloud import (
     CfsAuthError, CfsError, CfsInternalError, CfsInUse, CfsInvalidParameter, CfsNetworkError,
     CfsNotFound, CfsResourceExhausted, CfsThrottled,
 )
 
+from cfs_operator.conditions import READY, SYNCED, Condition
 from cfs_operator.policies import BindingFailed
 from cfs_operator.specs import SpecError
 
@@ -32,6 +35,8 @@ FIELD_OF_CODE = {
     "InvalidParameterValue.InvalidFileSystemId": "spec.fileSystemIds",
 }
 BUSY_CODES = frozenset({"FailedOperation.PgroupIsUpdating"})
+# Condition reasons of failures that no retry can fix (the spec must change).
+PERMANENT_REASONS = frozenset({"InvalidSpec", "CloudRejected"})
 
 
 @dataclass(frozen=True)
@@ -64,3 +69,32 @@ def classify(error: Exception) -> Failure:
     if isinstance(error, (CfsInternalError, CfsNetworkError, CfsNotFound)) or error.code in BUSY_CODES:
         return Failure("CloudBusy", str(error), permanent=False, slow_retry=False)
     return Failure("CloudError", str(error), permanent=False, slow_retry=False)
+
+
+def failure_conditions(failure: Failure, has_cloud_id: bool,
+                       current: Iterable[Mapping[str, Any]] | None) -> list[Condition]:
+    """The conditions a failed reconciliation sets.
+
+    Synced always turns False. Ready stays True through transient trouble with an object that
+    exists (it still matched the spec at the last success), but turns False for a spec that can
+    never work, for an object not created yet, and while Ready is already False: then its
+    reason and message must tell today's problem, not the one that was fixed meanwhile.
+    """
+    updates = [Condition(SYNCED, False, failure.reason, failure.message)]
+    ready_now = any(item.get("type") == READY and item.get("status") == "True" for item in current or ())
+    if failure.permanent or not has_cloud_id or not ready_now:
+        updates.append(Condition(READY, False, failure.reason, failure.message))
+    return updates
+
+
+def failed_permanently(status: Mapping[str, Any], generation: int | None) -> bool:
+    """Whether this generation of the spec was already found unworkable (Ready=False, permanent).
+
+    Timers skip such objects: re-running would only repeat the Warning Event; the next spec
+    change runs the change handler again.
+    """
+    for item in status.get("conditions") or ():
+        if item.get("type") == READY:
+            return (item.get("status") == "False" and item.get("reason") in PERMANENT_REASONS
+                    and item.get("observedGeneration") == generation)
+    return False

@@ -21,9 +21,9 @@ from cfs_operator import metrics
 from cfs_operator.changes import ChangeLog
 from cfs_operator.conditions import IN_USE, READY, SYNCED, Condition, merge_conditions, now_iso, without_condition
 from cfs_operator.config import OperatorConfig
-from cfs_operator.failures import classify
+from cfs_operator.failures import classify, failed_permanently, failure_conditions
 from cfs_operator.groups import GroupState, delete_group, reconcile_group
-from cfs_operator.policies import PolicyState, delete_policy, reconcile_policy
+from cfs_operator.policies import BindingFailed, PolicyState, delete_policy, reconcile_policy
 from cfs_operator.runtime import OperatorRuntime
 from cfs_operator.selection import ClaimRecord, VolumeRecord, claim_record, resolve_file_systems, volume_record
 from cfs_operator.specs import PolicySpec, SpecError, deletion_policy_of, parse_group_spec, parse_policy_spec
@@ -42,12 +42,21 @@ POLICY_ID = "autoSnapshotPolicyId"
 
 # work(changes, status): one reconciliation given the resource's latest status; returns status fields.
 Work = Callable[[ChangeLog, dict[str, Any]], Awaitable[dict[str, Any]]]
-# Per-object memo key: the cloud id the last reconciliation of this object ended with.
+# Per-object memo keys: the cloud id the last reconciliation of this object ended with; the
+# file systems a policy's last reconciliation was asked to bind.
 LATEST_CLOUD_ID = "latest_cloud_id"
+LAST_SELECTION = "last_selection"
 
 
 def _lock(memo: kopf.Memo) -> asyncio.Lock:
     return memo.setdefault("reconcile_lock", asyncio.Lock())
+
+
+def _timer_may_reconcile(status: kopf.Status, meta: kopf.Meta, memo: kopf.Memo, id_field: str) -> bool:
+    """Timers only maintain: creation belongs to the change handlers, a busy object is checked on
+    the next tick, and a spec found unworkable waits for its next change."""
+    return (bool(status.get(id_field)) and not _lock(memo).locked()
+            and not failed_permanently(status, meta.get("generation")))
 
 
 def _latest_status(status: kopf.Status, memo: kopf.Memo, id_field: str) -> dict[str, Any]:
@@ -95,10 +104,9 @@ async def _converge(*, kind: str, id_field: str, trigger: str, work: Work, body:
             if changes.cloud_id:
                 memo[LATEST_CLOUD_ID] = changes.cloud_id
                 patch.status[id_field] = changes.cloud_id
-            updates = [Condition(SYNCED, False, failure.reason, failure.message)]
-            if failure.permanent or not cloud_id:
-                updates.append(Condition(READY, False, failure.reason, failure.message))
-            patch.status["conditions"] = merge_conditions(status.get("conditions"), updates, generation)
+            patch.status["conditions"] = merge_conditions(
+                status.get("conditions"), failure_conditions(failure, bool(cloud_id), status.get("conditions")),
+                generation)
             metrics.RECONCILES.labels(kind, trigger, "error").inc()
             metrics.ERRORS.labels(kind, failure.reason).inc()
             kopf.event(body, type="Warning", reason=failure.reason, message=failure.message)
@@ -174,8 +182,7 @@ async def group_changed(body: kopf.Body, spec: kopf.Spec, status: kopf.Status, m
 
 async def group_drift(body: kopf.Body, spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta,
                       patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
-    # Creation belongs to the change handlers; a busy object is checked on the next tick.
-    if not status.get(PGROUP_ID) or _lock(memo).locked():
+    if not _timer_may_reconcile(status, meta, memo, PGROUP_ID):
         return
     await _reconcile_group("drift", body=body, spec=spec, status=status, meta=meta, patch=patch, memo=memo)
 
@@ -277,7 +284,14 @@ async def _reconcile_policy(trigger: str, *, body: kopf.Body, spec: kopf.Spec, s
     async def work(changes: ChangeLog, latest: dict[str, Any]) -> dict[str, Any]:
         parsed = parse_policy_spec(spec, meta["name"])
         desired = desired_file_systems(parsed, **indices)
-        state = await runtime.run(reconcile_policy, runtime.client, parsed, desired, latest, changes)
+        try:
+            state = await runtime.run(reconcile_policy, runtime.client, parsed, desired, latest, changes)
+        except BindingFailed:
+            # Applied as far as the cloud allows: the selection timer need not retry this same
+            # set every tick (the change handler and the drift timer retry it, less often).
+            memo[LAST_SELECTION] = desired
+            raise
+        memo[LAST_SELECTION] = desired
         return _policy_status(state)
 
     await _converge(kind=POLICY_KIND, id_field=POLICY_ID, trigger=trigger, work=work, body=body,
@@ -295,7 +309,7 @@ async def policy_changed(body: kopf.Body, spec: kopf.Spec, status: kopf.Status, 
 async def policy_drift(body: kopf.Body, spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta,
                        patch: kopf.Patch, memo: kopf.Memo, cfs_namespaces: kopf.Index,
                        cfs_claims: kopf.Index, cfs_volumes: kopf.Index, **_: Any) -> None:
-    if not status.get(POLICY_ID) or _lock(memo).locked():
+    if not _timer_may_reconcile(status, meta, memo, POLICY_ID):
         return
     indices = {"namespaces": cfs_namespaces, "claims": cfs_claims, "volumes": cfs_volumes}
     await _reconcile_policy("drift", body=body, spec=spec, status=status, meta=meta, patch=patch,
@@ -306,7 +320,7 @@ async def policy_selection(body: kopf.Body, spec: kopf.Spec, status: kopf.Status
                            patch: kopf.Patch, memo: kopf.Memo, cfs_namespaces: kopf.Index,
                            cfs_claims: kopf.Index, cfs_volumes: kopf.Index, **_: Any) -> None:
     """Follow claims: reconcile only when the selector now resolves to other file systems."""
-    if not status.get(POLICY_ID) or _lock(memo).locked():
+    if not _timer_may_reconcile(status, meta, memo, POLICY_ID):
         return
     try:
         parsed = parse_policy_spec(spec, meta["name"])
@@ -315,7 +329,7 @@ async def policy_selection(body: kopf.Body, spec: kopf.Spec, status: kopf.Status
     if parsed.claim_selector is None:
         return
     indices = {"namespaces": cfs_namespaces, "claims": cfs_claims, "volumes": cfs_volumes}
-    if desired_file_systems(parsed, **indices) == set(status.get("fileSystemIds") or ()):
+    if desired_file_systems(parsed, **indices) == memo.get(LAST_SELECTION, set(status.get("fileSystemIds") or ())):
         return
     await _reconcile_policy("selection", body=body, spec=spec, status=status, meta=meta, patch=patch,
                             memo=memo, indices=indices)

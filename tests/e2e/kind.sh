@@ -90,6 +90,9 @@ k -n "$SYSTEM_NS" get svc "mount-$FS_ORIGINAL" >/dev/null || fail "no mount-targ
 log "VolumeSnapshot -> restore into a new PVC and read the file"
 k -n "$NS" apply -f "$REPO/deploy/examples/volumesnapshot.yaml"
 k -n "$NS" wait --for=jsonpath='{.status.readyToUse}'=true volumesnapshot/cfs-data-snap --timeout="$TIMEOUT"
+CONTENT=$(k -n "$NS" get volumesnapshot cfs-data-snap -o jsonpath='{.status.boundVolumeSnapshotContentName}')
+SNAPSHOT=$(k get volumesnapshotcontent "$CONTENT" -o jsonpath='{.status.snapshotHandle}')  # the CFS SnapshotId
+grep -q "\"$SNAPSHOT\"" <<<"$(cloud_state)" || fail "snapshot $SNAPSHOT not in the reference state"
 k -n "$NS" apply -f "$REPO/deploy/examples/pvc-restore.yaml"
 k -n "$NS" apply -f - <<'EOF'
 apiVersion: v1
@@ -114,37 +117,39 @@ log "expand the original claim to 20Gi"
 k -n "$NS" patch pvc cfs-data --type=merge -p '{"spec":{"resources":{"requests":{"storage":"20Gi"}}}}'
 k -n "$NS" wait --for=jsonpath='{.status.capacity.storage}'=20Gi pvc/cfs-data --timeout="$TIMEOUT"
 
-log "custom resources reconciled into the reference service"
-shopt -s nullglob
-custom_resources=("$REPO"/deploy/examples/cfs-*.yaml)
-((${#custom_resources[@]})) || fail "no custom resource examples (deploy/examples/cfs-*.yaml)"
-for cr in "${custom_resources[@]}"; do
-    k apply -f "$cr"
-    k wait --for=condition=Ready -f "$cr" --timeout="$TIMEOUT"
-    # Every cloud id the operator reports in status must exist on the cloud side.
-    ids=$(k get -f "$cr" -o json | python3 -c '
-import json, re, sys
-found = set()
-def walk(node):
-    if isinstance(node, dict): [walk(v) for v in node.values()]
-    elif isinstance(node, list): [walk(v) for v in node]
-    elif isinstance(node, str) and re.fullmatch(r"(pgroup|asp|cfs)-[0-9a-z]+", node): found.add(node)
-doc = json.load(sys.stdin)
-for item in doc.get("items", [doc]): walk(item.get("status", {}))
-print(" ".join(sorted(found)))')
-    [[ -n "$ids" ]] || fail "no cloud id in the status of $cr"
-    state=$(cloud_state)
-    for id in $ids; do grep -q "\"$id\"" <<<"$state" || fail "$id missing from the reference state"; done
-    k delete -f "$cr" --wait --timeout="$TIMEOUT"
+log "custom resources: a permission group, and a snapshot policy that selects cfs-data by labels"
+# The examples that name fixed cloud ids (adoption, fileSystemIds) cannot work against a fresh
+# reference service; the label-selector policy binds the file system this scenario created.
+k label namespace "$NS" env=prod --overwrite
+k -n "$NS" label pvc cfs-data backup=nightly --overwrite
+CUSTOM_RESOURCES=(-f "$REPO/deploy/examples/cfs-permissiongroup.yaml"
+                  -f "$REPO/deploy/examples/cfs-autosnapshotpolicy-pvc-selector.yaml")
+k apply "${CUSTOM_RESOURCES[@]}"
+k wait --for=condition=Ready "${CUSTOM_RESOURCES[@]}" --timeout="$TIMEOUT"
+k wait --for=jsonpath='{.status.fileSystemIds[0]}'="$FS_ORIGINAL" cfsautosnapshotpolicy/prod-nightly --timeout="$TIMEOUT"
+PGROUP=$(k get cfspermissiongroup web-tier -o jsonpath='{.status.pGroupId}')
+POLICY=$(k get cfsautosnapshotpolicy prod-nightly -o jsonpath='{.status.autoSnapshotPolicyId}')
+# The cloud side: the group with the example's three rules, the policy bound to the file system.
+cloud_state | python3 -c '
+import json, sys
+state, (pgroup, policy, fs) = json.load(sys.stdin), sys.argv[1:]
+rules = [rule for rule in state["Rules"] if rule["PGroupId"] == pgroup]
+bindings = {(b["AutoSnapshotPolicyId"], b["FileSystemId"]) for b in state["Bindings"]}
+sys.exit(0 if len(rules) == 3 and (policy, fs) in bindings else 1)' "$PGROUP" "$POLICY" "$FS_ORIGINAL" ||
+    fail "the reference state lacks $PGROUP with 3 rules or the binding $POLICY -> $FS_ORIGINAL"
+k delete "${CUSTOM_RESOURCES[@]}" --wait --timeout="$TIMEOUT"
+STATE=$(cloud_state)
+for id in "$PGROUP" "$POLICY"; do
+    if grep -q "\"$id\"" <<<"$STATE"; then fail "$id still in the reference state after its resource was deleted"; fi
 done
 
-log "delete: pods, snapshot and claims; the file systems must go too"
+log "delete: pods, snapshot and claims; the snapshot and file systems must go too"
 k -n "$NS" delete pod cfs-writer cfs-reader --wait --timeout="$TIMEOUT"
 k -n "$NS" delete volumesnapshot cfs-data-snap --wait --timeout="$TIMEOUT"
 k -n "$NS" delete pvc cfs-data cfs-data-restored --wait --timeout="$TIMEOUT"
-for fs in "$FS_ORIGINAL" "$FS_RESTORED"; do
-    for _ in $(seq 60); do grep -q "\"$fs\"" <<<"$(cloud_state)" || continue 2; sleep 5; done
-    fail "file system $fs still exists after its PV was deleted"
+for id in "$SNAPSHOT" "$FS_ORIGINAL" "$FS_RESTORED"; do
+    for _ in $(seq 60); do grep -q "\"$id\"" <<<"$(cloud_state)" || continue 2; sleep 5; done
+    fail "$id still exists in the reference state after its Kubernetes object was deleted"
 done
 
 log "kind scenario passed"

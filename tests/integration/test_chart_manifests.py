@@ -148,6 +148,9 @@ def test_kind_values_fit_the_chart_and_the_cluster():
         chart.validate_schema(chart.merge_values(values))
     objects = render.render_objects(values)
     assert any(o["kind"] == "Deployment" and o["metadata"]["name"].endswith("-reference") for o in objects)
+    # In a cluster the reference service serves NFSv4 only: no class may ask for NFSv3.
+    classes = [o for o in objects if o["kind"] == "StorageClass"]
+    assert classes and all(o["parameters"]["vers"] == "4" for o in classes)
     cluster = yaml.safe_load((REPO / "deploy" / "kind" / "cluster.yaml").read_text())
     service_subnets = [ipaddress.ip_network(net) for net in cluster["networking"]["serviceSubnet"].split(",")]
     pool = ipaddress.ip_network(values["reference"]["mountIpPool"])

@@ -11,6 +11,7 @@ import re
 import tomllib
 from pathlib import Path
 
+import helm_python as helm
 import pytest
 import yaml
 
@@ -27,7 +28,8 @@ render = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(render)
 
 ALL_ON = {"reference": {"enabled": True}, "metrics": {"enabled": True},
-          "cloud": {"zone": "ap-shanghai-fsi-1"}, "operator": {"namespaces": ["team-a", "team-b"]},
+          "cloud": {"zone": "ap-shanghai-fsi-1"},
+          "operator": {"namespaces": ["team-a", "team-b"], "selectionInterval": 2.5, "workers": 8},
           "storageClasses": {"subdir": {"enabled": True, "parameters": {"fileSystemId": "cfs-1a2b3c4d"}}}}
 
 
@@ -67,8 +69,9 @@ def test_our_containers_parse_their_arguments(values, monkeypatch):
                 assert config.node_id == "node-1"
         elif c["name"] == "cfs-operator":
             args = operator_args(argv)
-            config_from_args(args)
+            config = config_from_args(args)
             assert args.liveness == "http://0.0.0.0:8081/healthz"
+            assert (config.selection_interval, config.workers) == ((2.5, 8) if values else (10.0, 32))
         elif c["name"] == "cfs-reference":
             for name, value in env.items():
                 monkeypatch.setenv(name, value)
@@ -84,6 +87,50 @@ def test_our_containers_parse_their_arguments(values, monkeypatch):
     if values.get("reference", {}).get("enabled"):
         expected.add(("cfs-csi-reference", "cfs-reference"))
     assert checked == expected
+
+
+def _sidecar_workers(pod) -> int:
+    """How many CSI calls the pod's sidecars may have in flight: the sum of their worker flags."""
+    return sum(int(arg.split("=", 1)[1]) for c in pod["containers"] for arg in c.get("args", [])
+               if arg.split("=", 1)[0] in ("--worker-threads", "--workers"))
+
+
+@pytest.mark.parametrize("values", [
+    {}, {"controller": {"workerThreads": 50, "shutdownGrace": 90}, "node": {"shutdownGrace": 5}},
+], ids=["defaults", "tuned"])
+def test_the_driver_has_threads_for_its_calls_and_time_to_finish_them(values):
+    """The kubelet waits longer after SIGTERM than the driver lets in-flight RPCs run, and the
+    controller plugin serves every call its sidecars may make at once plus Probe (a Probe queued
+    behind 100 s CreateVolume waits would fail the liveness probe)."""
+    graces = {}
+    for obj in render.render_objects(values):
+        if obj["kind"] not in ("Deployment", "DaemonSet"):
+            continue
+        pod = obj["spec"]["template"]["spec"]
+        for c in pod["containers"]:
+            if c["name"] == "cfs-csi-driver":
+                config = DriverConfig.from_args(_expanded_args(c, _environment(c)), {})
+                assert pod["terminationGracePeriodSeconds"] > config.shutdown_grace, obj["metadata"]["name"]
+                assert config.grpc_workers > _sidecar_workers(pod), obj["metadata"]["name"]
+                graces[obj["kind"]] = config.shutdown_grace
+    expected = values.get("controller", {}).get("shutdownGrace", 30), values.get("node", {}).get("shutdownGrace", 30)
+    assert (graces["Deployment"], graces["DaemonSet"]) == expected
+
+
+@pytest.mark.parametrize("provisioner_timeout, create_timeout, fits", [
+    ("120s", 100, True), ("2m", 119, True), ("1h", 3000, True), ("100000ms", 99, True),
+    ("100s", 100, False), ("90s", 100, False), ("1m", 60, False), ("100500ms", 100, False),
+])
+def test_the_driver_answers_before_the_provisioner_gives_up(provisioner_timeout, create_timeout, fits):
+    values = {"controller": {"provisionerTimeout": provisioner_timeout, "createTimeout": create_timeout}}
+    if fits:
+        controller = next(c for w, c in _pod_containers(render.render_objects(values))
+                          if w == "cfs-csi-controller" and c["name"] == "csi-provisioner")
+        assert f"--timeout={provisioner_timeout}" in controller["args"]
+    else:
+        with pytest.raises(helm.HelmRenderError, match=rf"controller.createTimeout \({create_timeout}s\) must be "
+                                                        rf"shorter than controller.provisionerTimeout \({provisioner_timeout}\)"):
+            render.render_objects(values)
 
 
 def test_only_the_controller_and_operator_get_cloud_credentials():

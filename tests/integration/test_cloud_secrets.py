@@ -120,3 +120,50 @@ def test_no_secret_in_logs_errors_or_reprs(two_pair_reference, tmp_path, caplog)
         assert secret not in logged
         for text in texts:
             assert secret not in text
+
+
+TEMP_ID, TEMP_KEY, TEMP_TOKEN = "AKIDtemporary0001", "temporary-secret-key-Pq42", "temp-token-A1b2c3"
+TEMP2_ID, TEMP2_KEY, TEMP2_TOKEN = "AKIDtemporary0002", "temporary-secret-key-Rs77", "temp-token-D4e5f6"
+
+
+@pytest.fixture
+def temporary_key_reference(tmp_path):
+    """A reference service that also knows two temporary keys: their requests must carry the
+    matching X-TC-Token (AuthFailure.TokenFailure otherwise)."""
+    with running_reference(tmp_path / "reference", create_delay=0.05, nfs="off", extra_args=[
+            "--credential", f"{TEMP_ID}:{TEMP_KEY}:{TEMP_TOKEN}",
+            "--credential", f"{TEMP2_ID}:{TEMP2_KEY}:{TEMP2_TOKEN}"]) as ref:
+        yield ref
+
+
+def test_temporary_keys_send_their_session_token(temporary_key_reference, tmp_path, caplog):
+    ref = temporary_key_reference
+    caplog.set_level(logging.DEBUG)
+    env_client = CfsClient(CloudConfig.from_env({
+        "CFS_ENDPOINT": ref.url, "TENCENTCLOUD_REGION": ref.region,
+        "TENCENTCLOUD_SECRET_ID": TEMP_ID, "TENCENTCLOUD_SECRET_KEY": TEMP_KEY,
+        "TENCENTCLOUD_SESSION_TOKEN": TEMP_TOKEN + "\n"}))
+    assert env_client.call("DescribeCfsFileSystems", {})["RequestId"]
+    # The same token through a per-call override (CSI request secrets).
+    long_term = CfsClient(CloudConfig(endpoint=ref.url, region=ref.region,
+                                      secret_id=ref.secret_id, secret_key=ref.secret_key))
+    assert long_term.with_credentials(TEMP_ID, TEMP_KEY, TEMP_TOKEN).call(
+        "DescribeCfsFileSystems", {})["RequestId"]
+
+    for token in (None, "not-the-token"):
+        with pytest.raises(CfsAuthError) as info:
+            long_term.with_credentials(TEMP_ID, TEMP_KEY, token).call("DescribeCfsFileSystems")
+        assert info.value.code == "AuthFailure.TokenFailure"
+
+    # A mounted Secret rotating from one temporary key to the next, token included.
+    secret_dir = tmp_path / "secret"
+    mount_secret(secret_dir, TEMP_ID, TEMP_KEY, TEMP_TOKEN)
+    file_client = CfsClient(CloudConfig(endpoint=ref.url, region=ref.region,
+                                        credentials_dir=str(secret_dir)))
+    assert file_client.call("DescribeCfsFileSystems", {})["RequestId"]
+    mount_secret(secret_dir, TEMP2_ID, TEMP2_KEY, TEMP2_TOKEN)
+    assert file_client.call("DescribeCfsFileSystems", {})["RequestId"]
+
+    assert "X-TC-Token: ***" in caplog.text        # sent, and redacted in the SDK's dump
+    for secret in (TEMP_KEY, TEMP_TOKEN, TEMP2_KEY, TEMP2_TOKEN):
+        assert secret not in caplog.text

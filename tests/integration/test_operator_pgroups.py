@@ -3,6 +3,7 @@ reference CFS service over HTTP. The cloud is checked through a second cfs_cloud
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -263,18 +264,46 @@ async def test_spec_change_waiting_behind_a_drift_repair_uses_the_recreated_grou
 
         # Slow rule creation keeps the drift repair (recreating the group) holding the lock.
         reference.admin.set_faults([], latency={"CreateCfsRule": 1500})
+        reference.admin.reset_calls()
         cloud_client.call("DeleteCfsPGroup", {"PGroupId": original})
         await cluster.wait_for(PGROUP_RESOURCE, "raced", lambda o: len(groups_named(cloud_client, "raced")) == 1 and
                                groups_named(cloud_client, "raced")[0]["PGroupId"] != original)
         await cluster.patch(PGROUP_RESOURCE, "raced", {"spec": {"description": "after"}})
 
-        obj = await cluster.wait_for(PGROUP_RESOURCE, "raced", ready_at("after"))
+        def settled(obj: dict[str, Any] | None) -> bool:
+            named = groups_named(cloud_client, "raced")
+            return ready(obj) and len(named) == 1 and named[0]["DescInfo"] == "after" and \
+                obj["status"]["pGroupId"] == named[0]["PGroupId"] and _applied(obj)
+
+        obj = await cluster.wait_for(PGROUP_RESOURCE, "raced", settled)
         reference.admin.set_faults([])
-        print("DEBUG", original, obj["status"], cluster.events("raced"), groups_named(cloud_client, "raced"))
-        (recreated,) = groups_named(cloud_client, "raced")
-        assert obj["status"]["pGroupId"] == recreated["PGroupId"] != original
-        assert recreated["DescInfo"] == "after"
-        assert cloud_rules(cloud_client, recreated["PGroupId"]) == {("10.5.0.0/16", "RO", "root_squash", 1)}
+        assert cloud_rules(cloud_client, obj["status"]["pGroupId"]) == {("10.5.0.0/16", "RO", "root_squash", 1)}
+        # One recreation only: the waiting change handler did not try to create the group again.
+        assert calls_by_action(reference)["CreateCfsPGroup"] == 1
+        assert "InvalidSpec" not in cluster.event_reasons("raced")
+
+
+async def test_drift_timer_leaves_an_unworkable_spec_alone_until_it_changes(kube, cluster, reference, cloud_client):
+    async with running_operator(kube, fast_cloud_config(reference), fast_config(drift_interval=0.1)):
+        await cluster.create(PGROUP_RESOURCE, group("stuck", description="ok", rules=[rule("10.6.0.0/16", 1)]))
+        await cluster.wait_for(PGROUP_RESOURCE, "stuck", ready_at("ok"))
+        await cluster.patch(PGROUP_RESOURCE, "stuck", {"spec": {"rules": [rule("10.6.0.1", 1), rule("10.6.0.1/32", 2)]}})
+        obj = await cluster.wait_for(PGROUP_RESOURCE, "stuck", lambda o: condition_is(o, "Ready", "False", "InvalidSpec"))
+        assert condition(obj, "Synced")["reason"] == "InvalidSpec"
+        await cluster.wait_for_events("stuck", "InvalidSpec")
+
+        # Ten drift intervals later: no second Warning, no cloud call.
+        reference.admin.reset_calls()
+        await asyncio.sleep(1.0)
+        assert cluster.event_reasons("stuck").count("InvalidSpec") == 1
+        assert calls_by_action(reference, writes_only=False) == {}
+
+        # The fix is picked up by the change handler and the timer maintains the group again.
+        await cluster.patch(PGROUP_RESOURCE, "stuck", {"spec": {"description": "fixed", "rules": [rule("10.6.0.1", 1)]}})
+        obj = await cluster.wait_for(PGROUP_RESOURCE, "stuck", ready_at("fixed"))
+        cloud_client.call("DeleteCfsRule", {"PGroupId": obj["status"]["pGroupId"],
+                                            "RuleId": obj["status"]["rules"][0]["ruleId"]})
+        await cluster.wait_for(PGROUP_RESOURCE, "stuck", lambda o: condition_is(o, "Synced", "True", "DriftRepaired"))
 
 
 def groups_named(client: CfsClient, name: str) -> list[dict[str, Any]]:

@@ -3,13 +3,13 @@ the reference service follow claims as they appear, are re-labelled, change name
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
-
 
 from tests.support.kube import kube  # noqa: F401  (pytest fixture)
 from tests.support.kube import (
-    NAMESPACE_RESOURCE, POLICY_RESOURCE, PV_RESOURCE, PVC_RESOURCE, Cluster, condition_is, fast_cloud_config,
-    fast_config, make_file_system, running_operator,
+    NAMESPACE_RESOURCE, POLICY_RESOURCE, PV_RESOURCE, PVC_RESOURCE, Cluster, calls_by_action, condition_is,
+    fast_cloud_config, fast_config, make_file_system, running_operator,
 )
 
 DRIVER = "cfs.csi.tencentcloud.com"
@@ -114,3 +114,34 @@ async def test_unbound_claims_and_claims_outside_the_watched_namespaces(kube, re
             "driver": DRIVER, "volumeHandle": f"fs:{fs[3]}"}))
         await cluster.patch(PVC_RESOURCE, "pending", {"spec": {"volumeName": "pv-3"}}, namespace="team-a")
         await cluster.wait_for(POLICY_RESOURCE, "everything", bound_to(fs[0], fs[3]))
+
+
+async def test_a_selection_that_cannot_be_bound_is_not_retried_every_tick(kube, reference, cloud_client):
+    """A claim whose volume names a file system the cloud does not know: BindFailed, and the
+    selection timer does not hammer the API with the same set (the change handler retries later)."""
+    cluster = Cluster(kube)
+    fs = make_file_system(cloud_client, reference.region, "fs-ok")
+    await cluster.create(NAMESPACE_RESOURCE, namespace("team-a"))
+    await cluster.create(PV_RESOURCE, volume("pv-ok", ("team-a", "ok"), {"driver": DRIVER, "volumeHandle": f"fs:{fs}"}))
+    await cluster.create(PV_RESOURCE, volume("pv-gone", ("team-a", "gone"), {
+        "driver": DRIVER, "volumeHandle": "fs:cfs-gone0000"}))
+    await cluster.create(PVC_RESOURCE, claim("team-a", "ok", "pv-ok"))
+    await cluster.create(PVC_RESOURCE, claim("team-a", "gone", "pv-gone"))
+
+    config = fast_config(selection_interval=0.1, slow_retry_delay=60.0)
+    async with running_operator(kube, fast_cloud_config(reference), config):
+        await cluster.create(POLICY_RESOURCE, {
+            "apiVersion": "cfs.tencentcloud.com/v1alpha1", "kind": "CfsAutoSnapshotPolicy",
+            "metadata": {"name": "half"},
+            "spec": {"dayOfWeek": [1], "hour": [3], "persistentVolumeClaimSelector": {}},
+        })
+        obj = await cluster.wait_for(POLICY_RESOURCE, "half", lambda o: condition_is(o, "Synced", "False", "BindFailed"))
+        assert obj["status"]["fileSystemIds"] == [fs] and "cfs-gone0000" in obj["status"]["conditions"][1]["message"]
+
+        reference.admin.reset_calls()
+        await asyncio.sleep(1.0)                      # ten selection ticks
+        assert calls_by_action(reference, writes_only=False) == {}
+
+        # A real change of the selection is still followed at once.
+        await cluster.delete(PVC_RESOURCE, "gone", namespace="team-a")
+        await cluster.wait_for(POLICY_RESOURCE, "half", bound_to(fs))

@@ -6,7 +6,7 @@ from cfs_cloud import CfsInternalError, CfsInUse, CfsInvalidParameter, CfsResour
 from cfs_cloud.errors import CfsError
 from cfs_operator.conditions import Condition, merge_conditions, without_condition
 from cfs_operator.config import OperatorConfig
-from cfs_operator.failures import classify
+from cfs_operator.failures import classify, failed_permanently, failure_conditions
 from cfs_operator.plans import (
     CloudGroup, CloudPolicy, CloudRule, CreateRule, DeleteRule, UpdateRule, format_int_list, group_from_cloud,
     plan_bindings, plan_group_update, plan_policy_update, plan_rules, policy_from_cloud, rule_from_cloud,
@@ -117,3 +117,26 @@ def test_retry_delays_back_off_and_cap():
     assert config.retry_after(0, slow=True) == 30
     with pytest.raises(ValueError, match="drift_interval"):
         OperatorConfig(drift_interval=0)
+
+
+def test_a_failure_leaves_ready_true_only_while_the_object_exists_and_was_ready():
+    throttled = classify(CfsThrottled("RequestLimitExceeded", "slow"))
+    ready = [{"type": "Ready", "status": "True", "reason": "Reconciled"}]
+    assert [c.type for c in failure_conditions(throttled, True, ready)] == ["Synced"]
+    assert [c.type for c in failure_conditions(throttled, False, None)] == ["Synced", "Ready"]
+    # Ready was False for an earlier, since fixed spec: it now tells the current problem.
+    stale = [{"type": "Ready", "status": "False", "reason": "InvalidSpec", "message": "spec.rules[0]..."}]
+    updates = failure_conditions(throttled, True, stale)
+    assert [(c.type, c.status, c.reason) for c in updates] == [("Synced", False, "Throttled"), ("Ready", False, "Throttled")]
+    invalid = classify(SpecError("spec.rules", "too many"))
+    assert [(c.type, c.reason) for c in failure_conditions(invalid, True, ready)] == [
+        ("Synced", "InvalidSpec"), ("Ready", "InvalidSpec")]
+
+
+def test_failed_permanently_only_for_the_generation_that_failed():
+    status = {"conditions": merge_conditions(None, [Condition("Ready", False, "InvalidSpec", "spec.name: bad")], 4)}
+    assert failed_permanently(status, 4)
+    assert not failed_permanently(status, 5)
+    throttled = {"conditions": merge_conditions(None, [Condition("Ready", False, "Throttled", "slow")], 4)}
+    assert not failed_permanently(throttled, 4)
+    assert not failed_permanently({}, 4)
