@@ -92,9 +92,10 @@ class CloudConfig:
     # Waiters poll soon after a create, then back off to this interval.
     poll_min_interval: float = 0.05
     poll_max_interval: float = 0.5
-    # Least time between the end of one waiter poll and the start of the next, however many
-    # new waiters ask for an early look (bounds the list calls while creates keep arriving).
-    poll_min_gap: float = 0.5
+    # While several resources are waited for, the least time between the end of one poll
+    # (a listing: one call per page of all resources) and the start of the next, however many
+    # new waiters ask for an early look. None: poll_max_interval.
+    poll_min_gap: float | None = None
 
     def __post_init__(self):
         split_endpoint(self.endpoint)
@@ -111,6 +112,8 @@ class CloudConfig:
                 raise CloudConfigError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.poll_min_interval > self.poll_max_interval:
             raise CloudConfigError("poll_min_interval must be <= poll_max_interval")
+        if self.poll_min_gap is None:
+            object.__setattr__(self, "poll_min_gap", self.poll_max_interval)
         if not 0 <= self.poll_min_gap <= self.poll_max_interval:
             raise CloudConfigError(
                 f"poll_min_gap must be in [0, poll_max_interval], got {self.poll_min_gap}")

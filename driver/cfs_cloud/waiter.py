@@ -4,9 +4,10 @@ Leader-waiter scheme, no background thread: every waiter registers its resource 
 poll is due and none is running, one waiter (the leader) fetches *all* registered ids in one
 describe call, publishes the results and wakes everybody. Each id has its own adaptive interval
 (start at `min_interval` right after registration, double up to `max_interval`); a poll happens
-when the earliest id is due, and serves every id. Consecutive polls are at least `min_gap` apart:
-while creates keep arriving, each new id asks for an early poll, and without the gap the listing
-(one call per page of *all* resources) would run as often as ids arrive.
+when the earliest id is due, and serves every id. While several ids are watched, consecutive
+polls are at least `min_gap` apart: as creates keep arriving, each new id asks for an early
+poll, and without the gap the listing (one call per page of *all* resources) would run as often
+as ids arrive. A lone id is described on its own (one call), so it keeps its prompt schedule.
 """
 
 from __future__ import annotations
@@ -140,8 +141,9 @@ class CoalescingWaiter:
                 if now >= deadline:
                     raise WaitTimeout(f"{self.kind.name} {resource_id} did not become "
                                       f"available within {timeout:g}s")
-                due = max(min(w.next_due for w in self._watches.values()),
-                          self._last_poll_end + self._min_gap)
+                due = min(w.next_due for w in self._watches.values())
+                if len(self._watches) > 1:
+                    due = max(due, self._last_poll_end + self._min_gap)
                 if self._polling or now < due:
                     wake = deadline if self._polling else min(deadline, due)
                     self._pause(self._cond, max(0.0, wake - now))

@@ -29,7 +29,6 @@ MANAGED_PREFIX = "cfs-csi-"
 MANAGED_NAME_RE = re.compile(r"^cfs-csi-[0-9a-f]{20}$")
 DUPLICATED_GROUP = "InvalidParameterValue.DuplicatedPgroupName"
 DUPLICATED_RULE = "InvalidParameterValue.DuplicatedRuleAuthClientIp"
-PAGE_SIZE = 100
 
 
 def managed_group_name(rules: tuple[AccessRule, ...]) -> str:
@@ -89,23 +88,12 @@ class ManagedGroups:
         Used when a delete finds its file system already gone (e.g. a retry after the
         controller died mid-delete), so the group it used is unknown but must not leak.
         """
-        for group in self._iter_groups(client, {}):
+        for group in client.paginate("DescribeCfsPGroups", "PGroupList"):
             if is_managed(group.get("Name", "")) and not group.get("BindCfsNum"):
                 self.release(client, group["PGroupId"], group["Name"])
 
-    @staticmethod
-    def _iter_groups(client: CfsClient, filters: dict):
-        offset = 0
-        while True:
-            reply = client.call("DescribeCfsPGroups", {**filters, "Offset": offset, "Limit": PAGE_SIZE})
-            groups = reply.get("PGroupList") or []
-            yield from groups
-            offset += len(groups)
-            if not groups or offset >= reply.get("TotalCount", 0):
-                return
-
     def _find(self, client: CfsClient, name: str) -> str | None:
-        for group in self._iter_groups(client, {"Name": name}):
+        for group in client.paginate("DescribeCfsPGroups", "PGroupList", Name=name):
             if group.get("Name") == name:  # the API's Name filter may match fuzzily
                 return group["PGroupId"]
         return None

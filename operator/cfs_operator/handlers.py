@@ -286,10 +286,13 @@ async def _reconcile_policy(trigger: str, *, body: kopf.Body, spec: kopf.Spec, s
         desired = desired_file_systems(parsed, **indices)
         try:
             state = await runtime.run(reconcile_policy, runtime.client, parsed, desired, latest, changes)
-        except BindingFailed:
-            # Applied as far as the cloud allows: the selection timer need not retry this same
-            # set every tick (the change handler and the drift timer retry it, less often).
+        except BindingFailed as error:
+            # Applied as far as the cloud allows: status shows what is bound, and the selection
+            # timer need not retry this same set every tick (the change handler and the drift
+            # timer retry it, less often).
             memo[LAST_SELECTION] = desired
+            if error.state is not None:
+                patch.status.update(_policy_status(error.state))
             raise
         memo[LAST_SELECTION] = desired
         return _policy_status(state)

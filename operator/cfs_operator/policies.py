@@ -22,19 +22,23 @@ from cfs_operator.specs import MAX_FILE_SYSTEMS_PER_POLICY, PolicySpec, SpecErro
 LIST_PAGE = 100
 
 
-class BindingFailed(Exception):
-    """Some file systems could not be bound; the others were. Retried later."""
-
-    def __init__(self, failures: dict[str, CfsError]):
-        details = "; ".join(f"{fs_id}: {err.code}" for fs_id, err in sorted(failures.items()))
-        super().__init__(f"could not bind {len(failures)} file system(s): {details}")
-        self.failures = failures
-
-
 @dataclass(frozen=True)
 class PolicyState:
     policy: CloudPolicy
     adopted: bool
+
+
+class BindingFailed(Exception):
+    """Some file systems could not be bound; the others were. Retried later.
+
+    ``state`` is the policy as the reconciliation left it, so status can still report it.
+    """
+
+    def __init__(self, failures: dict[str, CfsError], state: PolicyState | None = None):
+        details = "; ".join(f"{fs_id}: {err.code}" for fs_id, err in sorted(failures.items()))
+        super().__init__(f"could not bind {len(failures)} file system(s): {details}")
+        self.failures = failures
+        self.state = state
 
 
 def describe_policy(client: CfsClient, policy_id: str) -> CloudPolicy | None:
@@ -85,7 +89,8 @@ def _bind(client: CfsClient, policy_id: str, fs_ids: list[str]) -> dict[str, Cfs
 
 
 def _converge_bindings(client: CfsClient, policy: CloudPolicy, desired: Collection[str] | None,
-                       log: ChangeLog) -> CloudPolicy:
+                       log: ChangeLog) -> tuple[CloudPolicy, dict[str, CfsError]]:
+    """(the policy with its bindings as they now are, the file systems that could not be bound)."""
     to_bind, to_unbind = plan_bindings(desired, policy.file_system_ids)
     bound = set(policy.file_system_ids)
     if to_unbind:
@@ -100,10 +105,7 @@ def _converge_bindings(client: CfsClient, policy: CloudPolicy, desired: Collecti
         bound |= set(newly_bound)
         if newly_bound:
             log.add("Bound", f"bound {', '.join(newly_bound)} to snapshot policy {policy.policy_id}")
-    result = replace(policy, file_system_ids=tuple(sorted(bound)))
-    if failures:
-        raise BindingFailed(failures)
-    return result
+    return replace(policy, file_system_ids=tuple(sorted(bound))), failures
 
 
 def reconcile_policy(client: CfsClient, spec: PolicySpec, desired_file_systems: Collection[str] | None,
@@ -131,7 +133,9 @@ def reconcile_policy(client: CfsClient, spec: PolicySpec, desired_file_systems: 
         log.add("PolicyUpdated", f"updated snapshot policy {policy.policy_id}: {', '.join(sorted(changes))}")
         # The next run time depends on the schedule: read it back rather than guess it.
         policy = describe_policy(client, policy.policy_id) or policy
-    policy = _converge_bindings(client, policy, desired_file_systems, log)
+    policy, failures = _converge_bindings(client, policy, desired_file_systems, log)
+    if failures:
+        raise BindingFailed(failures, PolicyState(policy, adopted))
     return PolicyState(policy, adopted)
 
 

@@ -68,8 +68,8 @@ LEASES = {("coordination.k8s.io", "leases", ()): ({"get", "list", "watch", "crea
                                                   "leader election of the three sidecars (replicas > 1)")}
 
 
-def credentials_rule(secret_name):
-    return {("", "secrets", (secret_name,)): ({"get"}, "secrets named by the StorageClass / VolumeSnapshotClass, this one only")}
+def credentials_rule(*secret_names):
+    return {("", "secrets", secret_names): ({"get"}, "secrets named by StorageClasses / VolumeSnapshotClasses, these only")}
 
 
 # kopf framework needs, independent of what the handlers watch.
@@ -144,7 +144,11 @@ def test_each_sidecar_role_is_its_documented_minimum(name):
     ({"controller": {"replicas": 1, "leaderElection": False}}, merged(credentials_rule("cfs-csi-credentials"))),
     ({"credentials": {"passToSidecars": False}}, merged(LEASES)),
     ({"controller": {"replicas": 1, "leaderElection": False}, "credentials": {"passToSidecars": False}}, {}),
-], ids=["defaults", "existing-secret", "ha-off", "no-secret-params", "neither"])
+    ({"credentials": {"classSecrets": ["team-b-cfs", "cfs-csi-credentials"]}},
+     merged(LEASES, credentials_rule("cfs-csi-credentials", "team-b-cfs"))),
+    ({"controller": {"replicas": 1, "leaderElection": False},
+      "credentials": {"passToSidecars": False, "classSecrets": ["team-b-cfs"]}}, merged(credentials_rule("team-b-cfs"))),
+], ids=["defaults", "existing-secret", "ha-off", "no-secret-params", "neither", "class-secrets", "class-secrets-only"])
 def test_controller_namespace_role_follows_the_values(values, expected):
     objects = render.render_objects(values)
     controller = granted(objects)["cfs-csi-controller"]

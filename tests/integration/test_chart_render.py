@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import json
 import re
 from pathlib import Path
 
@@ -192,6 +193,49 @@ def test_schema_rejects_bad_values_naming_the_key():
             chart.validate_schema(chart.merge_values({"operator": {"replicas": 2, "peering": ""}}))
         with pytest.raises(helm.HelmValuesError, match=r"/storageClasses/nfs3/parameters/vers"):
             chart.validate_schema(chart.merge_values({"storageClasses": {"nfs3": {"parameters": {"vers": "4.1"}}}}))
+        # Shared definitions ($ref) are enforced at every place that uses them.
+        with pytest.raises(helm.HelmValuesError, match=r"/reference/tolerations/0/operator"):
+            chart.validate_schema(chart.merge_values({"reference": {"tolerations": [{"operator": "exists"}]}}))
+        with pytest.raises(helm.HelmValuesError, match=r"/node/sidecarResources/limits/memory"):
+            chart.validate_schema(chart.merge_values({"node": {"sidecarResources": {"limits": {"memory": ["64Mi"]}}}}))
+        with pytest.raises(helm.HelmValuesError, match=r"/operator/selectionInterval"):
+            chart.validate_schema(chart.merge_values({"operator": {"selectionInterval": 0}}))
+        with pytest.raises(helm.HelmValuesError, match=r"/storageClasses/subdir/reclaimPolicy"):
+            chart.validate_schema(chart.merge_values({"storageClasses": {"subdir": {"reclaimPolicy": "Recycle"}}}))
+        chart.validate_schema(chart.merge_values({"reference": {"affinity": {"nodeAffinity": {}}, "priorityClassName": "high"}}))
+
+
+# Objects whose keys are the user's (labels, quantities, StorageClass parameters, affinity terms).
+FREE_FORM = {"nodeSelector", "labels", "affinity", "requests", "limits", "parameters", "global"}
+
+
+def _resolve(schema, root):
+    while "$ref" in schema:
+        schema = root["definitions"][schema["$ref"].rsplit("/", 1)[1]]
+    return schema
+
+
+def test_schema_types_every_value_and_closes_every_object():
+    """Every key in values.yaml has a typed schema, and every fixed-shape object refuses unknown keys."""
+    root = json.loads((CHART / "values.schema.json").read_text())
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    untyped, open_objects = [], []
+
+    def walk(value, schema, path):
+        schema = _resolve(schema, root)
+        if not ({"type", "enum", "const"} & set(schema)):
+            untyped.append(path)
+        if isinstance(value, dict) and path.rsplit("/", 1)[-1] not in FREE_FORM:
+            if schema.get("additionalProperties") is not False:
+                open_objects.append(path)
+            for key, child in value.items():
+                walk(child, schema.get("properties", {}).get(key, {}), f"{path}/{key}")
+        elif isinstance(value, list):
+            for index, child in enumerate(value):
+                walk(child, schema.get("items", {}), f"{path}/{index}")
+
+    walk(values, root, "")
+    assert untyped == [] and open_objects == [], (untyped, open_objects)
 
 
 def test_subdir_class_without_shared_file_system_fails_with_the_key():

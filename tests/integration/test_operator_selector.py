@@ -8,7 +8,7 @@ from typing import Any
 
 from tests.support.kube import kube  # noqa: F401  (pytest fixture)
 from tests.support.kube import (
-    NAMESPACE_RESOURCE, POLICY_RESOURCE, PV_RESOURCE, PVC_RESOURCE, Cluster, calls_by_action, condition_is,
+    NAMESPACE_RESOURCE, POLICY_RESOURCE, PV_RESOURCE, PVC_RESOURCE, Cluster, calls_by_action, condition, condition_is,
     fast_cloud_config, fast_config, make_file_system, running_operator,
 )
 
@@ -136,7 +136,7 @@ async def test_a_selection_that_cannot_be_bound_is_not_retried_every_tick(kube, 
             "spec": {"dayOfWeek": [1], "hour": [3], "persistentVolumeClaimSelector": {}},
         })
         obj = await cluster.wait_for(POLICY_RESOURCE, "half", lambda o: condition_is(o, "Synced", "False", "BindFailed"))
-        assert obj["status"]["fileSystemIds"] == [fs] and "cfs-gone0000" in obj["status"]["conditions"][1]["message"]
+        assert obj["status"]["fileSystemIds"] == [fs] and "cfs-gone0000" in condition(obj, "Synced")["message"]
 
         reference.admin.reset_calls()
         await asyncio.sleep(1.0)                      # ten selection ticks

@@ -72,6 +72,8 @@ def test_overrides_and_rate_limits_are_frozen():
     ("rate_limit_margin", 1.0, "rate_limit_margin must be in"),
     ("retry_deadline", 0, "retry_deadline must be > 0"),
     ("poll_min_interval", 5.0, "poll_min_interval must be <= poll_max_interval"),
+    ("poll_min_gap", 5.0, r"poll_min_gap must be in \[0, poll_max_interval\], got 5.0"),
+    ("poll_min_gap", -1, r"poll_min_gap must be in"),
 ])
 def test_bad_tuning_names_the_field(field, value, fragment):
     with pytest.raises(CloudConfigError, match=fragment):
@@ -102,3 +104,8 @@ def test_a_client_without_credentials_fails_each_call_clearly():
     with pytest.raises(CfsAuthError, match="TENCENTCLOUD_SECRET_ID") as info:
         client.call("DescribeCfsFileSystems")
     assert info.value.code == "AuthFailure.MissingCredentials"
+
+
+def test_poll_min_gap_defaults_to_the_max_interval():
+    assert CloudConfig(poll_max_interval=0.8).poll_min_gap == 0.8
+    assert CloudConfig(poll_min_gap=0.1).poll_min_gap == 0.1
