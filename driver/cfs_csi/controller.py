@@ -201,8 +201,8 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
         info = self.file_systems.describe(client, volume.file_system_id)
         if info is None:
             raise RpcError(grpc.StatusCode.NOT_FOUND,
-                                  f"volume {volume.encode()}: file system {volume.file_system_id} "
-                                  "does not exist")
+                           f"volume {volume.encode()}: file system {volume.file_system_id} "
+                           "does not exist")
         return info
 
     # ---- capabilities ------------------------------------------------------------------
@@ -277,8 +277,8 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
         if status != snapshots.SNAPSHOT_AVAILABLE:
             # It becomes usable by itself: a retryable code, and nothing is created meanwhile.
             raise RpcError(grpc.StatusCode.ABORTED,
-                                  f"source snapshot {snapshot_id} is not ready to use yet ({status}); "
-                                  "retry once it is available")
+                           f"source snapshot {snapshot_id} is not ready to use yet ({status}); "
+                           "retry once it is available")
         check_source_fits(provision.size_gb, int(info.get("Size") or 0) * snapshots.MIB,
                           f"source snapshot {snapshot_id}")
         return dataclasses.replace(provision, snapshot_id=snapshot_id)
@@ -438,7 +438,7 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
         total = reply.get("TotalCount", offset + len(items))
         if offset and offset > total:
             raise RpcError(grpc.StatusCode.ABORTED,
-                                  f"starting_token {token!r} is past the end ({total} entries)")
+                           f"starting_token {token!r} is past the end ({total} entries)")
         following = offset + len(items)
         return items, str(following) if items and following < total else ""
 
@@ -523,7 +523,7 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
                     if snapshots.is_snapshot_id(request.snapshot_id) else None)
             if info is None:
                 raise RpcError(grpc.StatusCode.NOT_FOUND,
-                                      f"snapshot {request.snapshot_id} not found")
+                               f"snapshot {request.snapshot_id} not found")
             return csi_pb2.GetSnapshotResponse(snapshot=snapshots.to_csi(info))
 
 

@@ -47,8 +47,8 @@ def check_capacity_range(required_bytes: int, limit_bytes: int) -> None:
         raise invalid("capacity_range: required_bytes and limit_bytes must not be negative")
     if limit_bytes and required_bytes > limit_bytes:
         raise RpcError(grpc.StatusCode.OUT_OF_RANGE,
-                              f"capacity_range: required_bytes {required_bytes} exceeds "
-                              f"limit_bytes {limit_bytes}")
+                       f"capacity_range: required_bytes {required_bytes} exceeds "
+                       f"limit_bytes {limit_bytes}")
 
 
 def size_limit_gb(required_bytes: int, limit_bytes: int) -> int:
@@ -57,12 +57,12 @@ def size_limit_gb(required_bytes: int, limit_bytes: int) -> int:
     gb = math.ceil(required_bytes / GIB) if required_bytes else limit_bytes // GIB
     if limit_bytes and (gb == 0 or gb * GIB > limit_bytes):
         raise RpcError(grpc.StatusCode.OUT_OF_RANGE,
-                              f"capacity_range: no whole-GB size lies between {required_bytes} "
-                              f"and {limit_bytes} bytes (CFS sizes are whole GB)")
+                       f"capacity_range: no whole-GB size lies between {required_bytes} "
+                       f"and {limit_bytes} bytes (CFS sizes are whole GB)")
     if gb > MAX_FS_LIMIT_GB:
         raise RpcError(grpc.StatusCode.OUT_OF_RANGE,
-                              f"capacity_range: {gb} GB exceeds the CFS maximum of "
-                              f"{MAX_FS_LIMIT_GB} GB")
+                       f"capacity_range: {gb} GB exceeds the CFS maximum of "
+                       f"{MAX_FS_LIMIT_GB} GB")
     return gb
 
 
@@ -70,8 +70,8 @@ def check_source_fits(size_gb: int, used_bytes: int, source: str) -> None:
     """CSI: a volume from a source MUST NOT be smaller than the source (else OUT_OF_RANGE)."""
     if size_gb and used_bytes > size_gb * GIB:
         raise RpcError(grpc.StatusCode.OUT_OF_RANGE,
-                              f"capacity_range: {size_gb} GB is smaller than the {used_bytes} "
-                              f"bytes of {source}")
+                       f"capacity_range: {size_gb} GB is smaller than the {used_bytes} "
+                       f"bytes of {source}")
 
 
 def _source_problems(snap_id: str | None, request: ProvisionRequest) -> list[str]:
@@ -301,8 +301,8 @@ class FileSystems:
             # CSI DeleteVolume: a volume that cannot go because of its snapshots is left as it
             # is and answered FAILED_PRECONDITION (finished CFS snapshots never block a delete).
             raise RpcError(grpc.StatusCode.FAILED_PRECONDITION,
-                                  f"file system {fs_id} has a snapshot being created; delete it "
-                                  f"once the snapshot is available ({err})") from None
+                           f"file system {fs_id} has a snapshot being created; delete it "
+                           f"once the snapshot is available ({err})") from None
         group = info.get("PGroup") or {}
         if group.get("PGroupId"):
             self.groups.release(client, group["PGroupId"], group.get("Name", ""))

@@ -115,14 +115,14 @@ def nfs_volume(context: Mapping[str, str], mount_flags: Iterable[str] = (),
                      if KUBERNETES_KEY_SEPARATOR not in key and key not in CONTEXT_KEYS)
     if unknown:
         raise RpcError(grpc.StatusCode.INVALID_ARGUMENT,
-                        f"volume context key {unknown[0]!r} is unknown; allowed keys: "
-                        f"{', '.join(CONTEXT_KEYS)}")
+                       f"volume context key {unknown[0]!r} is unknown; allowed keys: "
+                       f"{', '.join(CONTEXT_KEYS)}")
     server = context.get(CONTEXT_SERVER, "")
     if not server:
         raise RpcError(grpc.StatusCode.INVALID_ARGUMENT,
-                        f"volume context has no {CONTEXT_SERVER!r} (the mount target IP); static "
-                        f"PVs set {CONTEXT_SERVER}, {CONTEXT_FSID}, {CONTEXT_PATH} and "
-                        f"{CONTEXT_VERS} in volumeAttributes")
+                       f"volume context has no {CONTEXT_SERVER!r} (the mount target IP); static "
+                       f"PVs set {CONTEXT_SERVER}, {CONTEXT_FSID}, {CONTEXT_PATH} and "
+                       f"{CONTEXT_VERS} in volumeAttributes")
     try:
         params.validate_server(server)
     except params.ParameterError as err:
@@ -130,8 +130,8 @@ def nfs_volume(context: Mapping[str, str], mount_flags: Iterable[str] = (),
     vers = context.get(CONTEXT_VERS, "4")
     if vers not in params.NFS_VERSIONS:
         raise RpcError(grpc.StatusCode.INVALID_ARGUMENT,
-                        f"volume context {CONTEXT_VERS}={vers!r} is invalid; allowed: "
-                        f"{', '.join(params.NFS_VERSIONS)}")
+                       f"volume context {CONTEXT_VERS}={vers!r} is invalid; allowed: "
+                       f"{', '.join(params.NFS_VERSIONS)}")
     try:
         options = nfs_mount_options(
             vers, [context.get(CONTEXT_MOUNT_OPTIONS, ""), *mount_flags], read_only)
@@ -140,11 +140,11 @@ def nfs_volume(context: Mapping[str, str], mount_flags: Iterable[str] = (),
     fsid = context.get(CONTEXT_FSID, "")
     if options.vers == NFS_V3 and not fsid:
         raise RpcError(grpc.StatusCode.INVALID_ARGUMENT,
-                        f"volume context has no {CONTEXT_FSID!r}: NFSv3 mounts <server>:/<fsid>")
+                       f"volume context has no {CONTEXT_FSID!r}: NFSv3 mounts <server>:/<fsid>")
     if fsid and not params.FSID_RE.match(fsid):
         raise RpcError(grpc.StatusCode.INVALID_ARGUMENT,
-                        f"volume context {CONTEXT_FSID}={fsid!r} is invalid; allowed: letters, "
-                        "digits, '-', '_'")
+                       f"volume context {CONTEXT_FSID}={fsid!r} is invalid; allowed: letters, "
+                       "digits, '-', '_'")
     return NfsVolume(
         server=server,
         export_path=export_path(options.vers, fsid, _relative_path(context, CONTEXT_PATH)),
@@ -182,7 +182,7 @@ def _absolute(path: str, field: str) -> str:
     """The spec's paths are absolute; a relative one would land below the plugin's cwd."""
     if path and not os.path.isabs(path):
         raise RpcError(grpc.StatusCode.INVALID_ARGUMENT,
-                        f"{field} {path!r} is not an absolute path")
+                       f"{field} {path!r} is not an absolute path")
     return path
 
 
@@ -196,26 +196,26 @@ def _check_capability(request, field: str = "volume_capability") -> None:
     capability = getattr(request, field)
     if capability.HasField("block"):
         raise RpcError(grpc.StatusCode.INVALID_ARGUMENT,
-                        "block access type is not supported: CFS is a file system; use "
-                        "volumeMode: Filesystem (access type mount)")
+                       "block access type is not supported: CFS is a file system; use "
+                       "volumeMode: Filesystem (access type mount)")
     if not capability.HasField("mount"):
         raise RpcError(grpc.StatusCode.INVALID_ARGUMENT,
-                        f"{field}.access_type missing in request; allowed: mount")
+                       f"{field}.access_type missing in request; allowed: mount")
     if capability.mount.fs_type not in NFS_FS_TYPES:
         raise RpcError(grpc.StatusCode.INVALID_ARGUMENT,
-                        f"{field}.mount.fs_type {capability.mount.fs_type!r} is not supported "
-                        "(CFS volumes are NFS); allowed: empty, nfs, nfs4")
+                       f"{field}.mount.fs_type {capability.mount.fs_type!r} is not supported "
+                       "(CFS volumes are NFS); allowed: empty, nfs, nfs4")
     if capability.mount.volume_mount_group:
         # Not advertised (VOLUME_MOUNT_GROUP): NFS has no mount option that sets a group, so the
         # kubelet applies fsGroup itself (CSIDriver fsGroupPolicy: File).
         raise RpcError(grpc.StatusCode.INVALID_ARGUMENT,
-                        f"{field}.mount.volume_mount_group is not supported: NFS cannot mount "
-                        "with a group id; leave it empty (the CSIDriver's fsGroupPolicy File "
-                        "makes the kubelet apply fsGroup)")
+                       f"{field}.mount.volume_mount_group is not supported: NFS cannot mount "
+                       "with a group id; leave it empty (the CSIDriver's fsGroupPolicy File "
+                       "makes the kubelet apply fsGroup)")
     if capability.access_mode.mode == Mode.UNKNOWN:
         raise RpcError(grpc.StatusCode.INVALID_ARGUMENT,
-                        f"{field}.access_mode missing in request; allowed: "
-                        f"{', '.join(name for name in Mode.keys() if name != 'UNKNOWN')}")
+                       f"{field}.access_mode missing in request; allowed: "
+                       f"{', '.join(name for name in Mode.keys() if name != 'UNKNOWN')}")
 
 
 def _read_only(request) -> bool:
@@ -281,9 +281,9 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
         if not request.staging_target_path and request.volume_context.get(EPHEMERAL_KEY) != "true":
             # The spec's code for a plugin with STAGE_UNSTAGE_VOLUME called without the path.
             raise RpcError(grpc.StatusCode.FAILED_PRECONDITION,
-                            "staging_target_path missing in request: NodeStageVolume must "
-                            "succeed first (only inline ephemeral volumes, volume context "
-                            f"{EPHEMERAL_KEY}=true, are published without it)")
+                           "staging_target_path missing in request: NodeStageVolume must "
+                           "succeed first (only inline ephemeral volumes, volume context "
+                           f"{EPHEMERAL_KEY}=true, are published without it)")
         with self._hold(context, volume_id, target):
             if request.staging_target_path:
                 self._bind_staged(context, volume_id, request, target)
@@ -308,7 +308,7 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
         if entry is None:
             state = "is not a mount point" if os.path.exists(path) else "does not exist"
             raise RpcError(grpc.StatusCode.NOT_FOUND,
-                            f"volume path {path} {state}: it is not a mount of volume {volume_id}")
+                           f"volume path {path} {state}: it is not a mount of volume {volume_id}")
         source = self.mounter.nfs_source(entry)
         if source is not None:
             server = source.partition(":")[0]
@@ -358,12 +358,12 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
             mounted_from = self.mounter.nfs_source(existing)
             if mounted_from != volume.source:
                 raise RpcError(grpc.StatusCode.ALREADY_EXISTS,
-                                f"{target} is already mounted from "
-                                f"{mounted_from or existing.source}, not {volume.source}")
+                               f"{target} is already mounted from "
+                               f"{mounted_from or existing.source}, not {volume.source}")
             if existing.read_only != volume.read_only:
                 raise RpcError(grpc.StatusCode.ALREADY_EXISTS,
-                                f"{target} is already mounted {_access(existing.read_only)} from "
-                                f"{volume.source}, not {_access(volume.read_only)}")
+                               f"{target} is already mounted {_access(existing.read_only)} from "
+                               f"{volume.source}, not {_access(volume.read_only)}")
             if not self.mounter.is_corrupted(target):
                 return
             log.warning("%s (from %s) has a stale handle or lost its connection; mounting it "
@@ -372,8 +372,8 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
         problem = self._unreachable(volume.server)
         if problem:
             raise RpcError(grpc.StatusCode.UNAVAILABLE,
-                            f"{problem}; check the mount target IP, the security group and that "
-                            "the node is in the file system's VPC")
+                           f"{problem}; check the mount target IP, the security group and that "
+                           "the node is in the file system's VPC")
         try:
             self.mounter.mount_nfs(volume.server, volume.export_path, target,
                                    list(volume.options.options))
@@ -387,11 +387,11 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
         staged = self.mounter.find_mount(staging)
         if staged is None:
             raise RpcError(grpc.StatusCode.FAILED_PRECONDITION,
-                            f"volume {volume_id} is not staged at {staging}: NodeStageVolume first")
+                           f"volume {volume_id} is not staged at {staging}: NodeStageVolume first")
         if staged.read_only and not read_only:
             raise RpcError(grpc.StatusCode.FAILED_PRECONDITION,
-                            f"volume {volume_id} is staged read-only at {staging} (reader-only "
-                            "access mode); it cannot be published read-write")
+                           f"volume {volume_id} is staged read-only at {staging} (reader-only "
+                           "access mode); it cannot be published read-write")
         if self.mounter.is_corrupted(staging):
             # The kubelet stages once per node; heal the staged mount for the pods to come.
             log.warning("staged mount %s of volume %s is stale; mounting it again", staging,
@@ -404,7 +404,7 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
         if not self.mounter.is_directory(source):
             what = f"sub-path {sub_path!r}" if sub_path else f"staged mount {staging}"
             raise RpcError(grpc.StatusCode.NOT_FOUND,
-                            f"{what} of volume {volume_id} is not an accessible directory")
+                           f"{what} of volume {volume_id} is not an accessible directory")
         expected_root = posixpath.normpath(posixpath.join(staged.root, sub_path))
         if request.volume_capability.access_mode.mode == Mode.SINGLE_NODE_SINGLE_WRITER:
             self._check_single_pod(volume_id, staged.device, expected_root, staging, target)
@@ -418,8 +418,8 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
                     staged.device, expected_root, read_only):
                 return
             raise RpcError(grpc.StatusCode.ALREADY_EXISTS,
-                            f"{target} is already mounted, but not as a "
-                            f"{_access(read_only)} bind of {source}")
+                           f"{target} is already mounted, but not as a "
+                           f"{_access(read_only)} bind of {source}")
         os.makedirs(target, exist_ok=True)
         self.mounter.bind_mount(source, target, read_only=read_only)
 
@@ -430,8 +430,8 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
         others = [path for path in self.mounter.mount_points_of(device, root) if path not in own]
         if others:
             raise RpcError(grpc.StatusCode.FAILED_PRECONDITION,
-                            f"volume {volume_id} has access mode SINGLE_NODE_SINGLE_WRITER "
-                            f"(ReadWriteOncePod) and is already published at {others[0]}")
+                           f"volume {volume_id} has access mode SINGLE_NODE_SINGLE_WRITER "
+                           f"(ReadWriteOncePod) and is already published at {others[0]}")
 
     def _mount_inline(self, request, target: str) -> None:
         volume = _requested_volume(request, _read_only(request))
@@ -449,7 +449,7 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
             pass
         except OSError as err:
             raise RpcError(grpc.StatusCode.INTERNAL,
-                            f"{path} is unmounted but cannot be removed: {err.strerror}") from None
+                           f"{path} is unmounted but cannot be removed: {err.strerror}") from None
 
 
 def _access(read_only: bool) -> str:
@@ -460,13 +460,13 @@ def _refused_mount(volume: NfsVolume, err: CommandFailed) -> Exception:
     """The spec's code for what mount.nfs reports: a missing path is NOT_FOUND."""
     if os.strerror(errno.ENOENT) in err.stderr:
         return RpcError(grpc.StatusCode.NOT_FOUND,
-                         f"{volume.export_path} does not exist on NFS server {volume.server}; "
-                         f"check the volume's path (and fsid for NFSv3): {err}")
+                        f"{volume.export_path} does not exist on NFS server {volume.server}; "
+                        f"check the volume's path (and fsid for NFSv3): {err}")
     if "access denied" in err.stderr:
         return RpcError(grpc.StatusCode.PERMISSION_DENIED,
-                         f"NFS server {volume.server} refused {volume.source}: the file "
-                         "system's permission group does not allow this node's address, or the "
-                         f"path is not exported: {err}")
+                        f"NFS server {volume.server} refused {volume.source}: the file "
+                        "system's permission group does not allow this node's address, or the "
+                        f"path is not exported: {err}")
     return err
 
 

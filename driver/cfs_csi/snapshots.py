@@ -131,11 +131,11 @@ def temporary_for_clone(client: CfsClient, volume_name: str, source_fs_id: str,
     except SnapshotCreateFailed as err:
         delete(client, info["SnapshotId"])
         raise RpcError(grpc.StatusCode.INTERNAL,
-                              f"clone of fs:{source_fs_id}: temporary snapshot failed: {err}") from None
+                       f"clone of fs:{source_fs_id}: temporary snapshot failed: {err}") from None
     except WaitTimeout:
         raise RpcError(grpc.StatusCode.ABORTED,
-                              f"clone of fs:{source_fs_id}: temporary snapshot "
-                              f"{info['SnapshotId']} not ready after {timeout:g}s; retry continues") from None
+                       f"clone of fs:{source_fs_id}: temporary snapshot "
+                       f"{info['SnapshotId']} not ready after {timeout:g}s; retry continues") from None
 
 
 def drop_clone_snapshot(client: CfsClient, volume_name: str) -> None:

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from prometheus_client import REGISTRY
 
-from cfs_cloud import CfsClient, CfsNetworkError, CloudConfig
+from cfs_cloud import CallTimeout, CfsClient, CfsNetworkError, CloudConfig
 from cfs_cloud.limits import DOCUMENTED_RATE_LIMITS
 
 
@@ -207,3 +207,23 @@ def test_a_create_that_may_have_been_sent_is_not_repeated(reference):
         client_for(reference, request_timeout=0.3, retry_deadline=0.5).call(
             "DescribeCfsPGroups", {})
     eventually(lambda: len(call_log(reference, "DescribeCfsPGroups")) >= 2)    # retried
+
+
+def test_a_callers_timeout_bounds_the_attempt_and_the_rate_limit_wait(reference):
+    """`call(timeout=...)` carries a caller's own deadline (e.g. a gRPC one) into the client."""
+    client = client_for(reference, request_timeout=30, rate_limits={"DescribeCfsPGroups": 1})
+    reference.admin.set_faults([], latency={"DescribeCfsRules": 800})
+    # The reply would come in 0.8 s, well within request_timeout: only the caller's 0.3 s
+    # cuts the attempt short, and no retry is started past it.
+    with pytest.raises(CfsNetworkError) as info:
+        client.call("DescribeCfsRules", {"PGroupId": "pgroupbasic"}, timeout=0.3)
+    assert info.value.code == "ClientNetworkError" and "timed out" in info.value.message
+    assert client.call("DescribeCfsRules", {"PGroupId": "pgroupbasic"})["RequestId"]
+
+    reference.admin.reset_calls()
+    client.call("DescribeCfsPGroups", {})
+    # The next slot of a 1/s limit is ~1 s away: refused at once, nothing sent or claimed.
+    with pytest.raises(CallTimeout, match="DescribeCfsPGroups: no rate-limit slot within"):
+        client.call("DescribeCfsPGroups", {}, timeout=0.2)
+    assert client.call("DescribeCfsPGroups", {}, timeout=5)["RequestId"]
+    assert len(call_log(reference, "DescribeCfsPGroups")) == 2

@@ -7,7 +7,7 @@ import grpc
 import pytest
 
 from cfs_cloud.errors import (
-    CfsAuthError, CfsError, CfsInternalError, CfsInUse, CfsInvalidParameter, CfsNetworkError,
+    CallTimeout, CfsAuthError, CfsError, CfsInternalError, CfsInUse, CfsInvalidParameter, CfsNetworkError,
     CfsNotFound, CfsResourceExhausted, CfsThrottled, FileSystemCreateFailed, WaitTimeout,
     error_for, grpc_status_for,
 )
@@ -75,12 +75,14 @@ def test_grpc_status_table(code, status):
 
 def test_waiter_errors_map_to_retry_and_internal():
     assert grpc_status_for(WaitTimeout("fs cfs-1 not yet available")) == grpc.StatusCode.ABORTED
+    assert grpc_status_for(CallTimeout("no slot")) == grpc.StatusCode.DEADLINE_EXCEEDED
     assert grpc_status_for(FileSystemCreateFailed("fs cfs-1 create_failed")) == \
         grpc.StatusCode.INTERNAL
 
 
 @pytest.mark.parametrize("err", [
     WaitTimeout("file system cfs-1 did not become available within 5s"),
+    CallTimeout("DescribeCfsFileSystems: no rate-limit slot within the caller's timeout of 1s"),
     FileSystemCreateFailed("file system cfs-1 is create_failed"),
     CfsNetworkError("ClientNetworkError", "refused", None, maybe_sent=False),
     error_for("ResourceNotFound.FileSystemNotFound", "gone", "req-2"),

@@ -91,3 +91,13 @@ def test_acquire_sleeps_for_the_reserved_wait():
 def test_rate_must_be_positive():
     with pytest.raises(ValueError, match="per_second must be > 0"):
         RateLimiter(0)
+
+
+def test_a_slot_beyond_the_deadline_is_refused_without_being_claimed():
+    clock = FrozenClock()
+    limiter = RateLimiter(4, clock=clock, sleep=lambda s: None)
+    assert limiter.reserve(deadline=clock.now) == 0.0       # free now: fits any deadline
+    assert limiter.reserve(deadline=clock.now + 0.2) is None  # next slot is 0.25 away
+    assert limiter.acquire(deadline=clock.now + 0.2) is None
+    assert limiter.reserve(deadline=clock.now + 0.25) == 0.25  # the refused slot is still free
+    assert ActionRateLimits({"X": 0}).acquire("X", deadline=clock.now - 1) == 0.0
