@@ -109,6 +109,8 @@ class CfsClient:
         params = params or {}
         started = time.monotonic()
         hard_deadline = None if timeout is None else started + timeout
+        if timeout is not None and timeout <= 0:
+            raise CallTimeout(f"{action}: the caller's timeout had run out before the call")
         retry_until = started + self._config.retry_deadline
         if hard_deadline is not None:
             retry_until = min(retry_until, hard_deadline)
@@ -212,14 +214,18 @@ class CfsClient:
 
     # ---- pagination and lookups --------------------------------------------------------
 
-    def paginate(self, action: str, items_key: str, **params) -> Iterator[dict]:
+    def paginate(self, action: str, items_key: str, *, timeout: float | None = None,
+                 **params) -> Iterator[dict]:
         """Every item of a list action with Offset/Limit (e.g. DescribeCfsPGroups,
         "PGroupList"), page by page until TotalCount items were seen (without a TotalCount:
-        until a short page). A server that caps Limit below ours is still paged to the end."""
+        until a short page). A server that caps Limit below ours is still paged to the end.
+        `timeout` bounds all the page calls together (see `call`)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         offset = int(params.pop("Offset", 0))
         limit = int(params.pop("Limit", PAGE_SIZE))
         while True:
-            reply = self.call(action, {**params, "Offset": offset, "Limit": limit})
+            left = None if deadline is None else deadline - time.monotonic()
+            reply = self.call(action, {**params, "Offset": offset, "Limit": limit}, timeout=left)
             page = reply.get(items_key) or []
             yield from page
             offset += len(page)
@@ -228,7 +234,8 @@ class CfsClient:
                 return
 
     def iter_file_systems(self, **params) -> Iterator[dict]:
-        """FileSystemInfo dicts of DescribeCfsFileSystems, all pages."""
+        """FileSystemInfo dicts of DescribeCfsFileSystems, all pages (`timeout` as in
+        `paginate`)."""
         return self.paginate("DescribeCfsFileSystems", "FileSystems", **params)
 
     def find_file_system_by_name(self, fs_name: str) -> dict | None:
@@ -245,7 +252,8 @@ class CfsClient:
         return self.call("DescribeMountTargets", {"FileSystemId": fs_id}).get("MountTargets") or []
 
     def iter_snapshots(self, **params) -> Iterator[dict]:
-        """SnapshotInfo dicts of DescribeCfsSnapshots, all pages."""
+        """SnapshotInfo dicts of DescribeCfsSnapshots, all pages (`timeout` as in
+        `paginate`)."""
         return self.paginate("DescribeCfsSnapshots", "Snapshots", **params)
 
     def find_snapshot_by_name(self, name: str, file_system_id: str | None = None) -> dict | None:

@@ -28,24 +28,24 @@ class CloudConfigError(ValueError):
 
 
 def split_endpoint(endpoint: str) -> tuple[str, str]:
-    """(scheme, host[:port]) from `host`, `host:port` or `http(s)://host[:port]`.
-
-    A bare host means https, as the docs require for the real service.
+    """(scheme, host[:port]) from `host`, `host:port` or `http(s)://host[:port]` (a trailing
+    slash is fine). A bare host means https, as the docs require for the real service. Paths,
+    queries and user info are refused: every action is a POST to "/" signed for that host.
     """
-    endpoint = endpoint.strip()
-    if "://" not in endpoint:
-        endpoint = "https://" + endpoint
-    parts = urlsplit(endpoint)
+    given = endpoint.strip()
+    parts = urlsplit(given if "://" in given else "https://" + given)
     if parts.scheme not in ("http", "https"):
         raise CloudConfigError(
-            f"endpoint {endpoint!r}: scheme must be http or https, got {parts.scheme!r}")
-    if not parts.hostname or parts.path not in ("", "/") or parts.query:
+            f"endpoint {given!r}: scheme must be http or https, got {parts.scheme!r}")
+    if "@" in parts.netloc:                  # not echoed: it may hold a password
+        raise CloudConfigError("endpoint: user info (user:password@) is not allowed")
+    if not parts.hostname or parts.path not in ("", "/") or parts.query or parts.fragment:
         raise CloudConfigError(
-            f"endpoint {endpoint!r}: expected host, host:port or http(s)://host[:port]")
+            f"endpoint {given!r}: expected host, host:port or http(s)://host[:port]")
     try:
         parts.port
     except ValueError as exc:
-        raise CloudConfigError(f"endpoint {endpoint!r}: invalid port") from exc
+        raise CloudConfigError(f"endpoint {given!r}: invalid port") from exc
     return parts.scheme, parts.netloc
 
 

@@ -45,7 +45,7 @@ class FileCredentials:
     The files are re-read whenever one of them changes (inode, size or mtime; a Kubernetes
     Secret volume swaps a symlink, which changes the inode). The check costs three `stat` calls
     per request. While a rotation is half-written (a file missing or empty) the last complete
-    pair stays in use.
+    pair stays in use. Unusable files or directory raise `CfsAuthError` naming the file.
     """
 
     def __init__(self, directory: str | os.PathLike):
@@ -53,6 +53,7 @@ class FileCredentials:
         self._lock = threading.Lock()
         self._fingerprint: tuple | None = None
         self._info: tuple[str, str, str | None] | None = None
+        self._problem = ""                  # why the files last read gave no credentials
 
     def _stat_fingerprint(self) -> tuple:
         marks = []
@@ -60,21 +61,29 @@ class FileCredentials:
             try:
                 st = os.stat(self._dir / name)
                 marks.append((st.st_ino, st.st_size, st.st_mtime_ns))
-            except FileNotFoundError:
-                marks.append(None)
+            except OSError as exc:           # absent, or the directory itself is unusable
+                marks.append(exc.errno)
         return tuple(marks)
 
-    def _read(self) -> tuple[str, str, str | None] | None:
+    def _read_file(self, name: str) -> str:
+        """The file's stripped text; "" when it does not exist (yet)."""
         try:
-            secret_id = (self._dir / SECRET_ID_FILE).read_text().strip()
-            secret_key = (self._dir / SECRET_KEY_FILE).read_text().strip()
+            return (self._dir / name).read_text().strip()
         except FileNotFoundError:
-            return None
-        token_path = self._dir / SESSION_TOKEN_FILE
-        token = token_path.read_text().strip() if token_path.exists() else ""
-        if not secret_id or not secret_key:
-            return None
-        return secret_id, secret_key, token or None
+            return ""
+
+    def _read(self) -> tuple[tuple[str, str, str | None] | None, str]:
+        """(credentials, "") or (None, what is wrong) — the problem names the file."""
+        try:
+            secret_id, secret_key, token = (self._read_file(name) for name in (
+                SECRET_ID_FILE, SECRET_KEY_FILE, SESSION_TOKEN_FILE))
+        except OSError as exc:
+            return None, f"cannot read {exc.filename}: {exc.strerror}"
+        missing = [name for name, value in ((SECRET_ID_FILE, secret_id),
+                                            (SECRET_KEY_FILE, secret_key)) if not value]
+        if missing:
+            return None, f"{' and '.join(missing)} missing or empty"
+        return (secret_id, secret_key, token or None), ""
 
     def refresh(self) -> bool:
         """Re-read the files if they changed; True when the credentials changed."""
@@ -82,7 +91,7 @@ class FileCredentials:
         with self._lock:
             if fingerprint == self._fingerprint:
                 return False
-            info = self._read()
+            info, self._problem = self._read()
             self._fingerprint = fingerprint
             if info is None or info == self._info:
                 return False
@@ -95,8 +104,8 @@ class FileCredentials:
         if info is None:
             raise CfsAuthError(
                 "AuthFailure.MissingCredentials",
-                f"no credentials in {self._dir}: files {SECRET_ID_FILE} and {SECRET_KEY_FILE} "
-                "must exist and be non-empty")
+                f"no credentials in {self._dir} ({self._problem}): files {SECRET_ID_FILE} and "
+                f"{SECRET_KEY_FILE} must exist and be non-empty")
         return info
 
     @property

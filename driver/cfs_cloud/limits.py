@@ -3,10 +3,12 @@
 The server answers `RequestLimitExceeded` beyond "N次/秒" per action. We space calls evenly
 (GCRA, burst of one) at `limit * (1 - margin)` calls per second. Against a server that allows a
 one-second burst (a token bucket of N, as the reference service does) that can never be refused,
-however the calls bunch up on the way. Against a server that counts aligned one-second windows,
-spacing T = 1 / (0.95 N) keeps every window at <= N calls while the delivery jitter stays under
-about 0.05 s for the 10/s action; a rare refusal beyond that is retried like any throttle. The
-margin is small on purpose: it is pure lost throughput (provisioning N volumes takes N / rate s).
+however the calls bunch up on the way. Against a server that counts one-second windows, calls
+T = 1 / ((1 - m) N) apart that arrive with up to d seconds of relative delivery jitter put at most
+floor((1 + d)(1 - m) N) + 1 calls in a window, which stays <= N while d < 1 / (1 - m) - 1: about
+53 ms at m = 5 % for every N (176 ms at 15 %). Loopback and in-region jitter is far below that;
+a rare refusal beyond it is retried like any throttle. The margin is small on purpose: it is
+pure lost throughput (provisioning N volumes takes N / rate s).
 """
 
 from __future__ import annotations

@@ -18,9 +18,15 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 
-from cfs_cloud.errors import CfsError, CfsNotFound, WaitTimeout
+from cfs_cloud.errors import (
+    CallTimeout, CfsError, CfsInternalError, CfsNetworkError, CfsNotFound, CfsThrottled,
+    WaitTimeout,
+)
 
 PENDING, DONE, FAILED = "pending", "done", "failed"
+
+# Poll failures that say nothing about the resources: they end the leader's wait only.
+TRANSIENT_ERRORS = (CallTimeout, CfsInternalError, CfsNetworkError, CfsThrottled)
 
 # A list call may lag a create briefly; an id absent from this many polls in a row is gone.
 MISSING_POLLS_BEFORE_NOT_FOUND = 3
@@ -52,20 +58,22 @@ class ResourceKind:
     failed_states: frozenset[str]   # states it can never leave towards `done_state`
     not_found_code: str             # "ResourceNotFound.FileSystemNotFound"
     failure: type[CfsError]         # raised (with a message) for a failed state
-    # (client, **filters) -> every matching item, all pages (e.g. CfsClient.iter_file_systems)
+    # (client, timeout=..., **filters) -> every matching item, all pages, within the timeout
+    # (e.g. CfsClient.iter_file_systems)
     list_items: Callable[..., Iterable[dict]]
 
-    def fetch(self, client, ids: frozenset[str]) -> dict[str, dict]:
+    def fetch(self, client, ids: frozenset[str], timeout: float) -> dict[str, dict]:
         """{id: item} for the ids that exist. One id: describe just it; several: list all
         (one call per page) and pick ours."""
         if len(ids) == 1:
             (only,) = ids
             try:
-                return {only: item for item in self.list_items(client, **{self.id_key: only})
+                return {only: item for item in self.list_items(
+                            client, timeout=timeout, **{self.id_key: only})
                         if item.get(self.id_key) == only}
             except CfsNotFound:
                 return {}
-        return {item[self.id_key]: item for item in self.list_items(client)
+        return {item[self.id_key]: item for item in self.list_items(client, timeout=timeout)
                 if item.get(self.id_key) in ids}
 
     def classify(self, item: dict) -> str:
@@ -151,7 +159,7 @@ class CoalescingWaiter:
                 self._polling = True
                 ids = frozenset(self._watches)
                 polled_at = now
-            self._lead_poll(client, ids, polled_at)
+            self._lead_poll(client, ids, polled_at, deadline - polled_at)
 
     def _judge(self, resource_id: str, result: _Result) -> dict | None:
         """Return the item when done, raise on failure, None to keep waiting."""
@@ -170,18 +178,26 @@ class CoalescingWaiter:
                                     f"{result.item.get(self.kind.state_key)}")
         return None
 
-    def _lead_poll(self, client, ids: frozenset[str], polled_at: float) -> None:
+    def _lead_poll(self, client, ids: frozenset[str], polled_at: float, timeout: float) -> None:
+        """Poll for everyone within the leader's own time left. A transient failure (after the
+        client's retries, or cut short by that time) is the leader's alone: the others keep
+        their own deadlines and lead the next poll. Any other error reaches every waiter."""
         items: dict[str, dict] = {}
         error: CfsError | None = None
         try:
-            items = self.kind.fetch(client, ids)
+            items = self.kind.fetch(client, ids, timeout)
         except CfsError as exc:
             error = exc
         finally:
             with self._cond:
                 self._polling = False
-                self._publish(ids, items, error, polled_at)
+                if isinstance(error, TRANSIENT_ERRORS):
+                    self._last_poll_end = self._clock()
+                else:
+                    self._publish(ids, items, error, polled_at)
                 self._cond.notify_all()
+        if isinstance(error, TRANSIENT_ERRORS):
+            raise error
 
     def _publish(self, ids, items, error, polled_at) -> None:
         finished = self._clock()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 
 import grpc
 from cfs_cloud import CfsClient, CloudConfig
@@ -235,8 +236,10 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
         size_gb = size_limit_gb(request.capacity_range.required_bytes,
                                 request.capacity_range.limit_bytes)
         zone, accepted_zones = self._zone(fs_params, request.accessibility_requirements)
+        deadline = time.monotonic() + self.create_timeout
         provision = ProvisionRequest(request.name, fs_params, zone, size_gb,
-                                     request.capacity_range.limit_bytes, accepted_zones)
+                                     request.capacity_range.limit_bytes, accepted_zones,
+                                     deadline=deadline)
         source = request.volume_content_source
         if source.HasField("snapshot"):
             provision = self._from_snapshot(client, provision, source.snapshot.snapshot_id)
@@ -248,8 +251,8 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
                 # Only a new clone is measured: the source may grow after the clone was made.
                 check_source_fits(size_gb, int(source_info.get("SizeByte") or 0),
                                   f"source volume fs:{clone_of}")
-                snapshot_id = snapshots.temporary_for_clone(client, request.name, clone_of,
-                                                            self.create_timeout)
+                snapshot_id = snapshots.temporary_for_clone(
+                    client, request.name, clone_of, max(0.0, deadline - time.monotonic()))
                 provision = dataclasses.replace(provision, snapshot_id=snapshot_id)
         info = self.file_systems.provision(client, provision)
         if provision.clone_of:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import time
 from dataclasses import dataclass
 
 import grpc
@@ -114,6 +115,9 @@ class ProvisionRequest:
     accepted_zones: frozenset[str] | None = None
     snapshot_id: str | None = None     # restore from this CFS snapshot
     clone_of: str | None = None        # clone of this FileSystemId (through snapshot_id)
+    # time.monotonic() by which the call must answer: a clone first waits for its temporary
+    # snapshot, and both waits together must stay within --create-timeout.
+    deadline: float = math.inf
 
     @property
     def fs_name(self) -> str:
@@ -246,8 +250,9 @@ class FileSystems:
         fs_id = info["FileSystemId"]
         if info.get("LifeCycleState") == STATE_AVAILABLE:
             return info
+        timeout = max(0.0, min(self.create_timeout, request.deadline - time.monotonic()))
         try:
-            return client.wait_file_system_available(fs_id, timeout=self.create_timeout)
+            return client.wait_file_system_available(fs_id, timeout=timeout)
         except FileSystemCreateFailed as err:
             # It will never become available: remove it so the retry starts over cleanly.
             self.delete(client, fs_id)

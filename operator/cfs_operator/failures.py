@@ -33,7 +33,14 @@ FIELD_OF_CODE = {
     "InvalidParameterValue.MissingPgroupName": "spec.name",
     "InvalidParameterValue.PgroupDescinfoLimitExceeded": "spec.description",
     "InvalidParameterValue.InvalidFileSystemId": "spec.fileSystemIds",
+    # An adopted group id that is malformed or another account's.
+    "InvalidParameterValue.InvalidPgroupId": "spec.pGroupId",
+    "InvalidParameterValue.InvalidPgroupID": "spec.pGroupId",
+    "InvalidParameterValue.InvalidPgroup": "spec.pGroupId",
 }
+# "操作不支持" as such (not its OutOfService / UnverifiedUser subcodes, which the account can
+# fix): e.g. changing the account's default permission group. Retrying cannot help.
+UNSUPPORTED = "UnsupportedOperation"
 BUSY_CODES = frozenset({"FailedOperation.PgroupIsUpdating"})
 # Condition reasons of failures that no retry can fix (the spec must change).
 PERMANENT_REASONS = frozenset({"InvalidSpec", "CloudRejected"})
@@ -55,7 +62,7 @@ def classify(error: Exception) -> Failure:
     if not isinstance(error, CfsError):
         return Failure("OperatorError", f"{type(error).__name__}: {error}", permanent=False, slow_retry=False)
     field = FIELD_OF_CODE.get(error.code)
-    if field is not None or isinstance(error, CfsInvalidParameter):
+    if field is not None or isinstance(error, CfsInvalidParameter) or error.code == UNSUPPORTED:
         return Failure("CloudRejected", f"{field or 'spec'}: the CFS API rejected it: {error}",
                        permanent=True, slow_retry=False)
     if isinstance(error, CfsInUse):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import random
 from collections.abc import Sequence
 from typing import Any
 
@@ -47,6 +48,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--peering", metavar="NAME", default=None,
                         help="kopf peering name: one active replica among those sharing it "
                              "(needs the ClusterKopfPeering CRD; default: standalone)")
+    parser.add_argument("--peering-priority", metavar="N", type=int, default=None,
+                        help="with --peering: the live replica with the highest priority works, the others "
+                             "stand by (default: random, so that replicas never tie: tied replicas all pause)")
     parser.add_argument("--liveness", metavar="URL", default=None,
                         help="liveness endpoint, e.g. http://0.0.0.0:8081/healthz (default: off)")
     parser.add_argument("--metrics-address", metavar="HOST:PORT", default="",
@@ -71,6 +75,16 @@ def split_address(address: str) -> tuple[str, int]:
 def config_from_args(args: argparse.Namespace) -> OperatorConfig:
     return OperatorConfig(drift_interval=args.drift_interval, selection_interval=args.selection_interval,
                           workers=args.workers, claim_namespaces=tuple(args.namespace))
+
+
+def peering_priority(args: argparse.Namespace) -> int | None:
+    """kopf peering is no leader election: live peers of equal priority all pause. Distinct
+    priorities make the highest one active and the others its standbys."""
+    if args.peering is None:
+        return None
+    if args.peering_priority is not None:
+        return args.peering_priority
+    return random.SystemRandom().randrange(1, 2**31)
 
 
 def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -102,6 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             clusterwide=True,
             standalone=args.peering is None,
             peering_name=args.peering,
+            priority=peering_priority(args),
             liveness_endpoint=args.liveness,
             memo=kopf.Memo(runtime=runtime),
         ))

@@ -4,15 +4,15 @@
 #   reference service -> PVC -> pod writes a file -> VolumeSnapshot -> restore into a new PVC and
 #   read the file back -> expand -> CRs reconciled and checked in the reference service's state
 #   -> delete everything and check the cloud side is gone.
-# Exits 77 (skipped) with a message when Docker (or its daemon), kind, kubectl, helm, curl or
-# python3 is missing.
+# Exits 77 (skipped) with a message when Docker (or its daemon), kind, kubectl, helm, git (kubectl
+# fetches the snapshot manifests with it), curl or python3 is missing.
 #
 # Environment: CLUSTER (default cfs-csi-e2e), KIND_NODE_IMAGE, KEEP_CLUSTER=1 (leave it running).
 set -euo pipefail
 
 SKIP=77
 missing=()
-for tool in docker kind kubectl helm curl python3; do
+for tool in docker kind kubectl helm git curl python3; do
     command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 if ((${#missing[@]})); then

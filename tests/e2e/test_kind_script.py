@@ -15,7 +15,7 @@ import yaml
 SCRIPT = Path(__file__).resolve().parent / "kind.sh"
 REPO = SCRIPT.parents[2]
 SKIPPED = 77
-TOOLS = ("docker", "kind", "kubectl", "helm", "curl", "python3")
+TOOLS = ("docker", "kind", "kubectl", "helm", "git", "curl", "python3")
 
 
 def run(path_dir: Path, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -102,7 +102,7 @@ def _docker_works() -> bool:
 @pytest.mark.timeout(3600)
 def test_kind_scenario():
     if not _docker_works():
-        pytest.skip("kind scenario needs Docker (with a running daemon), kind, kubectl, helm, curl and python3")
+        pytest.skip(f"kind scenario needs Docker (with a running daemon) and {', '.join(TOOLS[1:])}")
     result = subprocess.run([str(SCRIPT)], capture_output=True, text=True, timeout=3500)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     assert "kind scenario passed" in result.stdout

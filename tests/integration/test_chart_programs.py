@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import ipaddress
 import re
 import tomllib
 from pathlib import Path
@@ -20,6 +21,7 @@ from cfs_csi import params
 from cfs_csi.params import parse_filesystem, parse_subdir, provisioning_mode
 from cfs_operator.main import config_from_args, parse_args as operator_args
 from cfs_reference.main import parse_settings as reference_settings
+from cfs_reference.nfs.in_cluster import PortPerMountTarget, parse_port_range
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "deploy" / "images" / "Dockerfile"
@@ -131,6 +133,25 @@ def test_the_driver_answers_before_the_provisioner_gives_up(provisioner_timeout,
         with pytest.raises(helm.HelmRenderError, match=rf"controller.createTimeout \({create_timeout}s\) must be "
                                                         rf"shorter than controller.provisionerTimeout \({provisioner_timeout}\)"):
             render.render_objects(values)
+
+
+@pytest.mark.parametrize("pool, ports", [
+    ("10.96.0.128/25", "20000-20127"), ("10.96.0.128/25", "20000-20126"), ("10.96.0.0/24", "20000-20255"),
+    ("10.96.0.0/24", "30000-30100"), ("10.96.0.200/32", "20000-20000"),
+])
+def test_the_chart_refuses_exactly_the_port_ranges_the_reference_refuses(pool, ports):
+    """reference.nfsPortRange must hold a port per reference.mountIpPool address: the chart checks
+    at install what the reference service would otherwise refuse when its pod starts."""
+    values = {"reference": {"enabled": True, "nfs": "on", "mountIpPool": pool, "nfsPortRange": ports}}
+    try:
+        PortPerMountTarget(ipaddress.IPv4Network(pool), *parse_port_range(ports))
+    except ValueError:
+        with pytest.raises(helm.HelmRenderError, match=rf"reference.nfsPortRange {ports} holds \d+ ports but "
+                                                        rf"reference.mountIpPool {pool} has \d+ addresses"):
+            render.render_objects(values)
+    else:
+        reference = next(c for w, c in _pod_containers(render.render_objects(values)) if c["name"] == "cfs-reference")
+        assert f"--nfs-port-range={ports}" in reference["args"]
 
 
 def test_only_the_controller_and_operator_get_cloud_credentials():

@@ -50,6 +50,16 @@ VALUE_SETS = {
         "node": {"kubeletDir": "/var/lib/k0s/kubelet"},
         "credentials": {"passToSidecars": False},
     },
+    "tuned": {
+        "credentials": {"classSecrets": ["team-b-cfs"]},
+        "csiDriver": {"fsGroupPolicy": "None", "volumeLifecycleModes": ["Persistent"]},
+        "controller": {"workerThreads": 40, "shutdownGrace": 60, "provisionerTimeout": "5m", "createTimeout": 240},
+        "operator": {"selectionInterval": 2.5, "workers": 8},
+        "reference": {"enabled": True, "nfs": "off", "priorityClassName": "system-cluster-critical",
+                      "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "storage", "effect": "NoSchedule"}],
+                      "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+                          {"matchExpressions": [{"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]}]}]}}}},
+    },
 }
 
 # Every Kubernetes minor from 1.28 to the newest kubernetes-validate carries.
@@ -202,6 +212,8 @@ def test_schema_rejects_bad_values_naming_the_key():
             chart.validate_schema(chart.merge_values({"operator": {"selectionInterval": 0}}))
         with pytest.raises(helm.HelmValuesError, match=r"/storageClasses/subdir/reclaimPolicy"):
             chart.validate_schema(chart.merge_values({"storageClasses": {"subdir": {"reclaimPolicy": "Recycle"}}}))
+        with pytest.raises(helm.HelmValuesError, match=r"/metrics/enabled"):
+            chart.validate_schema(chart.merge_values({"metrics": {"serviceMonitor": {"enabled": True}}}))
         chart.validate_schema(chart.merge_values({"reference": {"affinity": {"nodeAffinity": {}}, "priorityClassName": "high"}}))
 
 
@@ -257,6 +269,8 @@ def test_csidriver(rendered):
         "storageCapacity": csi_pb2.ControllerServiceCapability.RPC.GET_CAPACITY in rpcs,
     }
     assert driver["spec"]["attachRequired"] is False and driver["spec"]["storageCapacity"] is False
+    persistent_only = one(render.render_objects({"csiDriver": {"volumeLifecycleModes": ["Persistent"]}}), "CSIDriver")
+    assert persistent_only["spec"]["volumeLifecycleModes"] == ["Persistent"]
 
 
 def _args(c):

@@ -6,7 +6,8 @@ import pytest
 from prometheus_client import REGISTRY
 
 from cfs_cloud import (
-    CfsAuthError, CfsInvalidParameter, CfsNotFound, FileSystemCreateFailed, WaitTimeout,
+    CfsAuthError, CfsInvalidParameter, CfsNotFound, FileSystemCreateFailed, SnapshotCreateFailed,
+    WaitTimeout,
 )
 
 
@@ -139,3 +140,17 @@ def test_generic_pagination_of_permission_groups(reference, cloud_client):
                                                            Limit=2)}
     assert made <= listed and "pgroupbasic" in listed and len(listed) == 4
     assert len(calls_of(reference, "DescribeCfsPGroups")) == 2
+
+
+def test_snapshot_failures_and_absence_end_the_wait(reference, cloud_client):
+    fs_id = cloud_client.call("CreateCfsFileSystem", fs_params(reference, unique("snapfail")))[
+        "FileSystemId"]
+    cloud_client.wait_file_system_available(fs_id, timeout=10)
+    reference.admin.set_faults([], create_failed_rate=1.0)
+    snap_id = cloud_client.call("CreateCfsSnapshot", {"FileSystemId": fs_id,
+                                                      "SnapshotName": unique("bad")})["SnapshotId"]
+    with pytest.raises(SnapshotCreateFailed, match=f"snapshot {snap_id} is create-failed"):
+        cloud_client.wait_snapshot_available(snap_id, timeout=10)
+    with pytest.raises(CfsNotFound) as info:
+        cloud_client.wait_snapshot_available("cfssnap-00000000", timeout=10)
+    assert info.value.code == "ResourceNotFound.SnapNotExist"

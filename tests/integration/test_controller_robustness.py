@@ -150,3 +150,22 @@ def test_wait_timeout_is_aborted_and_retry_finishes_the_same_volume(tmp_path, re
         volume = retry_like_provisioner(lambda: controller.create("pvc-slow"))
         assert volume.volume_id == f"fs:{fs['FileSystemId']}"
         assert len(file_systems(reference)) == 1
+
+
+def test_a_clone_waits_for_snapshot_and_restore_within_one_create_timeout(tmp_path, reference):
+    """The temporary snapshot and the restored file system each take 0.4 s; with a 0.6 s
+    --create-timeout the first call must give up (ABORTED) instead of waiting 0.4 + 0.4 s, so
+    the provisioner's own timeout is never overrun; its retry finishes the same clone."""
+    reference.admin.configure(create_delay=0.4)
+    with serving_controller(tmp_path, reference, create_timeout=0.6) as controller:
+        source = retry_like_provisioner(lambda: controller.create("pvc-origin"))
+        clone_of = csi_pb2.VolumeContentSource(
+            volume=csi_pb2.VolumeContentSource.VolumeSource(volume_id=source.volume_id))
+        with pytest.raises(grpc.RpcError) as err:
+            controller.create("pvc-copy", volume_content_source=clone_of)
+        assert err.value.code() == grpc.StatusCode.ABORTED
+        clone = retry_like_provisioner(
+            lambda: controller.create("pvc-copy", volume_content_source=clone_of))
+        assert clone.content_source.volume.volume_id == source.volume_id
+        assert len(file_systems(reference)) == 2
+        assert reference.admin.state()["Snapshots"] == []   # the temporary snapshot is gone

@@ -306,5 +306,26 @@ async def test_drift_timer_leaves_an_unworkable_spec_alone_until_it_changes(kube
         await cluster.wait_for(PGROUP_RESOURCE, "stuck", lambda o: condition_is(o, "Synced", "True", "DriftRepaired"))
 
 
+async def test_the_default_group_can_be_adopted_but_a_change_to_it_is_not_retried(kube, cluster, reference,
+                                                                                   cloud_client):
+    async with running_operator(kube, fast_cloud_config(reference), fast_config()):
+        await cluster.create(PGROUP_RESOURCE, group("default", pGroupId="pgroupbasic"))
+        obj = await cluster.wait_for(PGROUP_RESOURCE, "default", ready)
+        assert obj["status"]["adopted"] is True and obj["status"]["ruleCount"] == 1
+
+        # The account's default group is read-only in CFS ("UnsupportedOperation"): permanent.
+        await cluster.patch(PGROUP_RESOURCE, "default", {"spec": {"description": "mine"}})
+        obj = await cluster.wait_for(PGROUP_RESOURCE, "default",
+                                     lambda o: condition_is(o, "Ready", "False", "CloudRejected"))
+        assert "UnsupportedOperation" in condition(obj, "Ready")["message"]
+        reference.admin.reset_calls()
+        await asyncio.sleep(0.5)                     # five retry delays of fast_config
+        assert calls_by_action(reference) == {}
+
+        await cluster.delete(PGROUP_RESOURCE, "default")
+        await cluster.wait_for(PGROUP_RESOURCE, "default", lambda o: o is None)
+        assert cloud_group(cloud_client, "pgroupbasic") is not None
+
+
 def groups_named(client: CfsClient, name: str) -> list[dict[str, Any]]:
     return [g for g in client.call("DescribeCfsPGroups", {})["PGroupList"] if g["Name"] == name]

@@ -10,7 +10,7 @@ import pytest
 from cfs_cloud import CfsClient, CfsNotFound
 from tests.support.kube import cluster, kube  # noqa: F401  (pytest fixtures)
 from tests.support.kube import (
-    POLICY_RESOURCE, calls_by_action, condition, condition_is, fast_cloud_config, fast_config,
+    PGROUP_RESOURCE, POLICY_RESOURCE, calls_by_action, condition, condition_is, fast_cloud_config, fast_config,
     make_file_system, running_operator,
 )
 
@@ -159,3 +159,27 @@ async def test_invalid_specs_never_reach_the_cloud(kube, cluster, reference, spe
                                      lambda o: condition_is(o, "Ready", "False", "InvalidSpec"))
         assert condition(obj, "Ready")["message"].startswith(field + ":")
         assert calls_by_action(reference) == {}
+
+
+async def test_finalizers_are_released_when_the_cloud_objects_are_already_gone(kube, cluster, reference,
+                                                                               cloud_client, file_systems):
+    async with running_operator(kube, fast_cloud_config(reference), fast_config()):
+        await cluster.create(POLICY_RESOURCE, policy("vanished", dayOfWeek=[1], hour=[1], fileSystemIds=file_systems[:1]))
+        await cluster.create(PGROUP_RESOURCE, {"apiVersion": "cfs.tencentcloud.com/v1alpha1",
+                                               "kind": "CfsPermissionGroup", "metadata": {"name": "vanished"},
+                                               "spec": {"rules": [{"clientIp": "*", "priority": 1}]}})
+        policy_id = (await cluster.wait_for(POLICY_RESOURCE, "vanished", ready))["status"]["autoSnapshotPolicyId"]
+        pgroup_id = (await cluster.wait_for(PGROUP_RESOURCE, "vanished", ready))["status"]["pGroupId"]
+        cloud_client.call("DeleteAutoSnapshotPolicy", {"AutoSnapshotPolicyId": policy_id})
+        cloud_client.call("DeleteCfsPGroup", {"PGroupId": pgroup_id})
+
+        reference.admin.reset_calls()
+        await cluster.delete(POLICY_RESOURCE, "vanished")
+        await cluster.delete(PGROUP_RESOURCE, "vanished")
+        await cluster.wait_for(POLICY_RESOURCE, "vanished", lambda o: o is None)
+        await cluster.wait_for(PGROUP_RESOURCE, "vanished", lambda o: o is None)
+        # One look (policy) or one attempt (group) each, nothing retried, no Warning.
+        assert calls_by_action(reference, writes_only=False) == {"DescribeAutoSnapshotPolicies": 1,
+                                                                  "DeleteCfsPGroup": 1}
+        warnings = [e for e in cluster.events("vanished") if e.get("type") == "Warning"]
+        assert warnings == []

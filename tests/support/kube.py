@@ -38,6 +38,9 @@ from cfs_operator.handlers import GROUP, POLICIES, PGROUPS, VERSION, operator_se
 from cfs_operator.runtime import OperatorRuntime
 
 CRD_DIR = Path(cfs_operator.__file__).parent / "crds"
+REPO = Path(__file__).resolve().parents[2]
+# The example custom resources users start from (kubectl apply -f).
+EXAMPLES = sorted((REPO / "deploy" / "examples").glob("cfs-*.yaml"))
 PGROUP_RESOURCE = f"{GROUP}/{VERSION}/{PGROUPS}"
 POLICY_RESOURCE = f"{GROUP}/{VERSION}/{POLICIES}"
 PVC_RESOURCE = "v1/persistentvolumeclaims"
@@ -50,6 +53,23 @@ WAIT_TIMEOUT = 20.0
 
 def load_crds() -> list[dict[str, Any]]:
     return [yaml.safe_load(path.read_text(encoding="utf-8")) for path in sorted(CRD_DIR.glob("*.yaml"))]
+
+
+def crd_schemas() -> dict[str, dict[str, Any]]:
+    """kind -> openAPIV3Schema of the served version."""
+    return {crd["spec"]["names"]["kind"]: crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"] for crd in load_crds()}
+
+
+def schema_nodes(node: dict[str, Any], path: str = "") -> list[tuple[str, dict[str, Any]]]:
+    """(path, node) for a schema node and every node below it (properties, items, map values)."""
+    found = [(path, node)]
+    for key, child in (node.get("properties") or {}).items():
+        found += schema_nodes(child, f"{path}.{key}")
+    if isinstance(node.get("items"), dict):
+        found += schema_nodes(node["items"], f"{path}[]")
+    if isinstance(node.get("additionalProperties"), dict):
+        found += schema_nodes(node["additionalProperties"], f"{path}{{}}")
+    return found
 
 
 def _parse_path_with_namespaces(original: Callable[[str], Any]) -> Callable[[str], Any]:

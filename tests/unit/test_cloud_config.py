@@ -16,6 +16,9 @@ TOKEN = "session-token-value-77"
     ("http://127.0.0.1:8080", ("http", "127.0.0.1:8080")),
     ("https://example.test:8443/", ("https", "example.test:8443")),
     ("localhost:9", ("https", "localhost:9")),
+    ("  HTTP://127.0.0.1:8080/ \n", ("http", "127.0.0.1:8080")),
+    ("cfs.api3.finance.cloud.tencent.com/", ("https", "cfs.api3.finance.cloud.tencent.com")),
+    ("http://[::1]:8080", ("http", "[::1]:8080")),
 ])
 def test_endpoint_forms(endpoint, expected):
     assert split_endpoint(endpoint) == expected
@@ -24,6 +27,11 @@ def test_endpoint_forms(endpoint, expected):
 @pytest.mark.parametrize("endpoint, fragment", [
     ("ftp://host", "scheme must be http or https"),
     ("http://host/path", "expected host"),
+    ("host/cfs/", r"endpoint 'host/cfs/': expected host"),
+    ("http://host//", "expected host"),
+    ("http://host?x=1", "expected host"),
+    ("http://user:pw@host", r"^endpoint: user info \(user:password@\) is not allowed$"),
+    ("", "expected host"),
     ("http://host:99999", "invalid port"),
     ("http://", "expected host"),
 ])

@@ -83,8 +83,35 @@ def test_refresh_reports_changes_only(tmp_path):
 
 
 def test_missing_files_raise_an_auth_error_naming_the_files(tmp_path):
-    with pytest.raises(CfsAuthError, match="secretId and secretKey must exist"):
+    with pytest.raises(CfsAuthError, match=r"\(secretId and secretKey missing or empty\): "
+                                           "files secretId and secretKey must exist"):
         FileCredentials(tmp_path / "absent").get_credential_info()
+    write_pair(tmp_path, "AKID1", " \n")
+    with pytest.raises(CfsAuthError, match=r"\(secretKey missing or empty\)") as info:
+        FileCredentials(tmp_path).get_credential_info()
+    assert info.value.code == "AuthFailure.MissingCredentials"
+
+
+def test_an_unusable_directory_is_an_auth_error_not_an_os_error(tmp_path):
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("x")
+    with pytest.raises(CfsAuthError, match=r"cannot read .*/file/secretId: Not a directory"):
+        FileCredentials(not_a_dir).get_credential_info()
+
+
+def test_unchanged_files_are_not_read_again(tmp_path, monkeypatch):
+    write_pair(tmp_path, "AKID1", "key-one")
+    creds = FileCredentials(tmp_path)
+    creds.get_credential_info()
+    reads = []
+    original = FileCredentials._read_file
+    monkeypatch.setattr(FileCredentials, "_read_file",
+                        lambda self, name: reads.append(name) or original(self, name))
+    for _ in range(5):
+        creds.get_credential_info()
+    assert reads == []                        # only stat() per call while nothing changes
+    write_pair(tmp_path, "AKID1", "key-one-rotated")
+    assert creds.get_credential_info()[1] == "key-one-rotated" and len(reads) == 3
 
 
 def test_static_credentials_reject_empty_values():

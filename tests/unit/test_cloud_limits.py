@@ -101,3 +101,18 @@ def test_a_slot_beyond_the_deadline_is_refused_without_being_claimed():
     assert limiter.acquire(deadline=clock.now + 0.2) is None
     assert limiter.reserve(deadline=clock.now + 0.25) == 0.25  # the refused slot is still free
     assert ActionRateLimits({"X": 0}).acquire("X", deadline=clock.now - 1) == 0.0
+
+
+@pytest.mark.parametrize("limit", [7, 10, 20])
+def test_jitter_tolerance_of_the_margin_is_the_same_for_every_limit(limit):
+    """limits.py: with margin m the spacing absorbs d < 1/(1-m) - 1 (~53 ms at 5 %) of delivery
+    jitter in any one-second window, whatever the limit; a little more and a window overflows."""
+    clock = FrozenClock()
+    limiter = ActionRateLimits({"X": limit}).limiter("X")
+    slots = [clock.now + limiter.reserve() for _ in range(3 * limit)]
+
+    def busiest(window):
+        return max(sum(1 for s in slots if start <= s < start + window) for start in slots)
+
+    assert busiest(1 + 0.052) <= limit
+    assert busiest(1 + 0.054) == limit + 1

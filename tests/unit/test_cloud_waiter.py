@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from cfs_cloud.client import FILE_SYSTEMS
-from cfs_cloud.errors import CfsInternalError, CfsNotFound, FileSystemCreateFailed, WaitTimeout
+from cfs_cloud.errors import CfsAuthError, CfsInternalError, CfsNotFound, FileSystemCreateFailed, WaitTimeout
 from cfs_cloud.waiter import CoalescingWaiter
 
 
@@ -25,16 +25,21 @@ class FakeCloud:
         self.fetches: list[tuple[float | None, str | None]] = []
         self.clock = clock
         self.fail_with = None
+        self.failures_left = float("inf")    # how many fetches raise `fail_with`
+        self.timeouts: list[float] = []
 
     def add(self, fs_id, polls=0, final="available"):
         """`fs_id` is creating until `polls` describe calls were made, then `final`."""
         self.ready_after[fs_id] = (polls, final)
 
-    def list_items(self, _client, FileSystemId=None):
+    def list_items(self, _client, timeout, FileSystemId=None):
+        assert timeout > 0                   # the leader's time left bounds its poll
+        self.timeouts.append(timeout)
         with self.lock:
             self.fetches.append((self.clock() if self.clock else None, FileSystemId))
             made = len(self.fetches)
-        if self.fail_with:
+        if self.fail_with and self.failures_left > 0:
+            self.failures_left -= 1
             raise self.fail_with
         if FileSystemId is not None and FileSystemId not in self.ready_after:
             raise CfsNotFound("ResourceNotFound.FileSystemNotFound", FileSystemId)
@@ -158,13 +163,46 @@ def test_poll_errors_reach_every_waiter():
     cloud = FakeCloud()
     cloud.add("cfs-1", polls=5)
     cloud.add("cfs-2", polls=5)
-    cloud.fail_with = CfsInternalError("InternalError", "boom", "req-9")
+    cloud.fail_with = CfsAuthError("AuthFailure.SignatureFailure", "bad key", "req-9")
     waiter = make_waiter(cloud)
     with ThreadPoolExecutor(2) as pool:
         futures = [pool.submit(waiter.wait, None, i, 30) for i in ("cfs-1", "cfs-2")]
         for future in futures:
-            with pytest.raises(CfsInternalError, match="boom"):
+            with pytest.raises(CfsAuthError, match="bad key"):
                 future.result()
+
+
+def test_a_transient_poll_failure_ends_only_the_leaders_wait():
+    """The leader's poll runs within the leader's time left; its throttle / internal /
+    network failure must not end waits that still have time of their own."""
+    cloud = FakeCloud()
+    for fs_id in ("cfs-1", "cfs-2", "cfs-3"):
+        cloud.add(fs_id, polls=2)
+    cloud.fail_with = CfsInternalError("InternalError", "boom", "req-9")
+    cloud.failures_left = 1
+    waiter = make_waiter(cloud)
+    registered = threading.Barrier(3)
+
+    def wait(fs_id):
+        registered.wait()
+        try:
+            return waiter.wait(None, fs_id, 30)["LifeCycleState"]
+        except CfsInternalError:
+            return "boom"
+
+    with ThreadPoolExecutor(3) as pool:
+        outcomes = sorted(pool.map(wait, ("cfs-1", "cfs-2", "cfs-3")))
+    assert outcomes == ["available", "available", "boom"]
+
+
+def test_the_leaders_poll_is_bounded_by_its_time_left():
+    clock = SimulatedClock()
+    cloud = FakeCloud(clock)
+    cloud.add("cfs-1", polls=10_000)
+    with pytest.raises(WaitTimeout):
+        make_waiter(cloud, min_interval=0.05, max_interval=0.5, clock=clock).wait(
+            None, "cfs-1", timeout=2)
+    assert cloud.timeouts == pytest.approx([2 - t for t, _ in cloud.fetches])
 
 
 def test_state_is_released_after_waiting():

@@ -3,7 +3,6 @@ resources validate against those schemas; a deliberately invalid example is reje
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -13,28 +12,10 @@ import yaml
 
 from cfs_operator.handlers import FINALIZER, GROUP, VERSION
 from cfs_operator.specs import MAX_FILE_SYSTEMS_PER_POLICY, MAX_RULES_PER_GROUP, PRIORITY_RANGE
-from tests.support.kube import CRD_DIR, load_crds
+from tests.support.kube import CRD_DIR, EXAMPLES, REPO, crd_schemas, load_crds, schema_nodes
 
-REPO = Path(__file__).resolve().parents[2]
-EXAMPLES = sorted((REPO / "deploy" / "examples").glob("cfs-*.yaml"))
 INVALID_EXAMPLE = REPO / "tests" / "data" / "operator" / "invalid-cfspermissiongroup.yaml"
 KUBERNETES_VERSIONS = ["1.25", kubernetes_validate.latest_version()]
-
-
-def crd_schemas() -> dict[str, dict[str, Any]]:
-    """kind -> openAPIV3Schema of the served version."""
-    return {crd["spec"]["names"]["kind"]: crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"] for crd in load_crds()}
-
-
-def schema_nodes(node: dict[str, Any], path: str = "") -> list[tuple[str, dict[str, Any]]]:
-    found = [(path, node)]
-    for key, child in (node.get("properties") or {}).items():
-        found += schema_nodes(child, f"{path}.{key}")
-    if isinstance(node.get("items"), dict):
-        found += schema_nodes(node["items"], f"{path}[]")
-    if isinstance(node.get("additionalProperties"), dict):
-        found += schema_nodes(node["additionalProperties"], f"{path}{{}}")
-    return found
 
 
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
@@ -106,3 +87,13 @@ def test_group_name_pattern_agrees_with_the_operator():
 def test_crd_files_are_the_ones_the_harness_registers():
     assert {p.name for p in CRD_DIR.glob("*.yaml")} == {
         "cfspermissiongroups.yaml", "cfsautosnapshotpolicies.yaml", "kopf-peering.yaml"}
+
+
+@pytest.mark.parametrize(("client_ip", "valid"), [
+    ("*", True), ("10.1.10.11", True), ("10.10.1.0/24", True), ("0.0.0.0/0", True), ("255.255.255.255/32", True),
+    ("10.0.0.256", False), ("10.0.0.0/33", False), ("1.2.3", False), ("10.0.0.01", False), ("**", False),
+])
+def test_client_ip_pattern(client_ip, valid):
+    items = crd_schemas()["CfsPermissionGroup"]["properties"]["spec"]["properties"]["rules"]["items"]
+    errors = list(jsonschema.Draft7Validator(items["properties"]["clientIp"]).iter_errors(client_ip))
+    assert (not errors) == valid

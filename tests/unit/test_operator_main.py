@@ -2,7 +2,7 @@
 
 import pytest
 
-from cfs_operator.main import config_from_args, parse_args, split_address
+from cfs_operator.main import config_from_args, parse_args, peering_priority, split_address
 
 
 def test_defaults_and_flags():
@@ -32,3 +32,11 @@ def test_metrics_address():
     assert split_address(":9102") == ("0.0.0.0", 9102)
     with pytest.raises(SystemExit, match="--metrics-address"):
         split_address("9102")
+
+
+def test_peering_priority_never_ties_unless_told():
+    """kopf pauses every live peer of equal priority, so replicas must not share the default."""
+    assert peering_priority(parse_args([])) is None
+    assert peering_priority(parse_args(["--peering", "p", "--peering-priority", "7"])) == 7
+    drawn = {peering_priority(parse_args(["--peering", "p"])) for _ in range(20)}
+    assert len(drawn) == 20 and all(1 <= p < 2**31 for p in drawn)

@@ -99,6 +99,8 @@ def test_conditions_keep_transition_time_until_status_flips(monkeypatch):
     (CfsInternalError("InternalError", "oops"), "CloudBusy", False, False),
     (CfsError("FailedOperation.PgroupIsUpdating", "busy"), "CloudBusy", False, False),
     (CfsInUse("FailedOperation.PgroupInUse", "bound"), "InUse", False, True),
+    (CfsError("UnsupportedOperation", "the default group cannot be changed"), "CloudRejected", True, False),
+    (CfsError("UnsupportedOperation.OutOfService", "arrears"), "CloudError", False, False),
     (BindingFailed({"cfs-x": CfsError("ResourceNotFound.FileSystemNotFound", "")}), "BindFailed", False, True),
 ])
 def test_failures_are_classified(error, reason, permanent, slow):
@@ -109,6 +111,8 @@ def test_failures_are_classified(error, reason, permanent, slow):
 def test_cloud_rejection_names_the_field():
     failure = classify(CfsInvalidParameter("InvalidParameterValue.DuplicatedPgroupName", "dup", "req-1"))
     assert failure.message.startswith("spec.name: the CFS API rejected it: InvalidParameterValue.DuplicatedPgroupName")
+    failure = classify(CfsInvalidParameter("InvalidParameterValue.InvalidPgroup", "not yours", "req-2"))
+    assert failure.message.startswith("spec.pGroupId: ") and failure.permanent
 
 
 def test_retry_delays_back_off_and_cap():
