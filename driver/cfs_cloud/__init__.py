@@ -6,8 +6,8 @@ See docs/ARCHITECTURE.md ("cfs_cloud") for the contract.
 from cfs_cloud.client import CfsClient
 from cfs_cloud.config import CloudConfig, CloudConfigError
 from cfs_cloud.errors import (
-    CallTimeout, CfsAuthError, CfsError, CfsInternalError, CfsInUse, CfsInvalidParameter, CfsNetworkError,
-    CfsNotFound, CfsResourceExhausted, CfsThrottled, FileSystemCreateFailed,
+    CallTimeout, CfsAuthError, CfsError, CfsInternalError, CfsInUse, CfsInvalidParameter,
+    CfsNetworkError, CfsNotFound, CfsResourceExhausted, CfsThrottled, FileSystemCreateFailed,
     SnapshotCreateFailed, WaitTimeout, grpc_status_for,
 )
 

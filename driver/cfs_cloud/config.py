@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 from types import MappingProxyType
 from urllib.parse import urlsplit
 
 from cfs_cloud.credentials import FileCredentials, StaticCredentials
-from cfs_cloud.limits import DEFAULT_MARGIN
+from cfs_cloud.limits import DEFAULT_MARGIN, rate_limit_problem
 
 DEFAULT_ENDPOINT = "cfs.api3.finance.cloud.tencent.com"   # cfs-docs.txt "接口请求域名"
 DEFAULT_REGION = "ap-shanghai-fsi"
@@ -21,6 +22,8 @@ ENV_CREDENTIALS_DIR = "CFS_CREDENTIALS_DIR"
 ENV_ENDPOINT = "CFS_ENDPOINT"
 ENV_REGION = "TENCENTCLOUD_REGION"
 ENV_RATE_LIMITS = "CFS_RATE_LIMITS"
+
+_REGION = re.compile(r"[a-z]+(-[a-z0-9]+)+")      # ap-shanghai-fsi, ap-guangzhou
 
 
 class CloudConfigError(ValueError):
@@ -62,7 +65,14 @@ def parse_rate_limits(text: str) -> dict[str, float]:
             raise CloudConfigError(
                 f"{ENV_RATE_LIMITS}: {item!r} is not ACTION=N (calls per second, 0 = off)"
             ) from None
+        if problem := rate_limit_problem(action.strip(), limits[action.strip()]):
+            raise CloudConfigError(f"{ENV_RATE_LIMITS}: {problem}")
     return limits
+
+
+def _env_value(env: Mapping[str, str], name: str) -> str | None:
+    """The variable with surrounding whitespace (a trailing newline from a file) removed."""
+    return (env.get(name) or "").strip() or None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,9 +110,12 @@ class CloudConfig:
     def __post_init__(self):
         split_endpoint(self.endpoint)
         object.__setattr__(self, "rate_limits", MappingProxyType(dict(self.rate_limits)))
+        if not _REGION.fullmatch(self.region):
+            raise CloudConfigError(
+                f"region must be a region name such as {DEFAULT_REGION}, got {self.region!r}")
         for action, limit in self.rate_limits.items():
-            if limit < 0:
-                raise CloudConfigError(f"rate_limits[{action!r}] must be >= 0, got {limit}")
+            if problem := rate_limit_problem(action, limit):
+                raise CloudConfigError(f"rate_limits: {problem}")
         if not 0 <= self.rate_limit_margin < 1:
             raise CloudConfigError(
                 f"rate_limit_margin must be in [0, 1), got {self.rate_limit_margin}")
@@ -123,12 +136,12 @@ class CloudConfig:
         """Build from the shared environment variables (docs/ARCHITECTURE.md)."""
         env = os.environ if environ is None else environ
         values = {
-            "endpoint": env.get(ENV_ENDPOINT) or DEFAULT_ENDPOINT,
-            "region": env.get(ENV_REGION) or DEFAULT_REGION,
-            "secret_id": (env.get(ENV_SECRET_ID) or "").strip() or None,
-            "secret_key": (env.get(ENV_SECRET_KEY) or "").strip() or None,
-            "session_token": (env.get(ENV_SESSION_TOKEN) or "").strip() or None,
-            "credentials_dir": env.get(ENV_CREDENTIALS_DIR) or None,
+            "endpoint": _env_value(env, ENV_ENDPOINT) or DEFAULT_ENDPOINT,
+            "region": _env_value(env, ENV_REGION) or DEFAULT_REGION,
+            "secret_id": _env_value(env, ENV_SECRET_ID),
+            "secret_key": _env_value(env, ENV_SECRET_KEY),
+            "session_token": _env_value(env, ENV_SESSION_TOKEN),
+            "credentials_dir": _env_value(env, ENV_CREDENTIALS_DIR),
             "rate_limits": parse_rate_limits(env.get(ENV_RATE_LIMITS, "")),
         }
         values.update(overrides)

@@ -13,6 +13,7 @@ pure lost throughput (provisioning N volumes takes N / rate s).
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -50,8 +51,20 @@ DOCUMENTED_RATE_LIMITS: Mapping[str, float] = {
 }
 # Actions the docs describe without a rate line (the snapshot actions of the product pages):
 # every documented action other than CreateCfsFileSystem allows 20/s, so assume the same.
+PRODUCT_PAGE_ACTIONS = ("CreateCfsSnapshot", "DeleteCfsSnapshot", "DescribeCfsSnapshots",
+                        "UpdateCfsSnapshotAttribute")
 UNDOCUMENTED_ACTION_RATE_LIMIT = 20
+KNOWN_ACTIONS = frozenset(DOCUMENTED_RATE_LIMITS) | frozenset(PRODUCT_PAGE_ACTIONS)
 DEFAULT_MARGIN = 0.05
+
+
+def rate_limit_problem(action: str, limit: float) -> str | None:
+    """Why `action=limit` is not a usable override, or None."""
+    if action not in KNOWN_ACTIONS:
+        return f"unknown action {action!r} (one of {', '.join(sorted(KNOWN_ACTIONS))})"
+    if not math.isfinite(limit) or limit < 0:
+        return f"{action}: calls per second must be a number >= 0 (0 = off), got {limit}"
+    return None
 
 
 class RateLimiter:

@@ -122,8 +122,8 @@ def test_no_secret_in_logs_errors_or_reprs(two_pair_reference, tmp_path, caplog)
             assert secret not in text
 
 
-TEMP_ID, TEMP_KEY, TEMP_TOKEN = "AKIDtemporary0001", "temporary-secret-key-Pq42", "temp-token-A1b2c3"
-TEMP2_ID, TEMP2_KEY, TEMP2_TOKEN = "AKIDtemporary0002", "temporary-secret-key-Rs77", "temp-token-D4e5f6"
+TEMP_ID, TEMP_KEY, TEMP_TOKEN = "AKIDtemporary0001", "temporary-key-Pq42", "temp-token-A1b2c3"
+TEMP2_ID, TEMP2_KEY, TEMP2_TOKEN = "AKIDtemporary0002", "temporary-key-Rs77", "temp-token-D4e5f6"
 
 
 @pytest.fixture

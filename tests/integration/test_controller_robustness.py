@@ -169,3 +169,15 @@ def test_a_clone_waits_for_snapshot_and_restore_within_one_create_timeout(tmp_pa
         assert clone.content_source.volume.volume_id == source.volume_id
         assert len(file_systems(reference)) == 2
         assert reference.admin.state()["Snapshots"] == []   # the temporary snapshot is gone
+
+
+def test_probe_stays_ready_while_the_api_throttles_but_not_with_a_rejected_key(tmp_path, reference):
+    """A busy API must not make the liveness sidecar restart the controller; a bad key must."""
+    probe = csi_pb2.ProbeRequest()
+    reference.admin.set_faults([{"action": "DescribeCfsServiceStatus",
+                                 "code": "RequestLimitExceeded", "rate": 1.0}])
+    with serving_controller(tmp_path / "busy", reference) as controller:
+        assert controller.identity.Probe(probe, timeout=10).ready.value is True
+    reference.admin.set_faults([])
+    with serving_controller(tmp_path / "bad-key", reference, secret_key="wrong") as controller:
+        assert controller.identity.Probe(probe, timeout=10).ready.value is False

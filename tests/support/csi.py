@@ -125,8 +125,10 @@ def managed_groups(ref) -> list[dict]:
 
 
 def cloud_config(ref, **overrides) -> CloudConfig:
-    return CloudConfig(endpoint=ref.url, region=ref.region, secret_id=ref.secret_id,
-                       secret_key=ref.secret_key, **overrides)
+    """A client config for the reference service; `overrides` may replace any field."""
+    fields = dict(endpoint=ref.url, region=ref.region, secret_id=ref.secret_id,
+                  secret_key=ref.secret_key)
+    return CloudConfig(**{**fields, **overrides})
 
 
 def driver_config(socket_path: Path, create_timeout: float = 30.0) -> DriverConfig:

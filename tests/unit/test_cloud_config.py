@@ -76,7 +76,13 @@ def test_overrides_and_rate_limits_are_frozen():
 
 
 @pytest.mark.parametrize("field, value, fragment", [
-    ("rate_limits", {"CreateCfsFileSystem": -1}, r"rate_limits\['CreateCfsFileSystem'\]"),
+    ("rate_limits", {"CreateCfsFileSystem": -1},
+     r"rate_limits: CreateCfsFileSystem: calls per second must be a number >= 0 \(0 = off\)"),
+    ("rate_limits", {"CreateCfsFilesystem": 5},
+     r"rate_limits: unknown action 'CreateCfsFilesystem' \(one of BindAutoSnapshotPolicy, "),
+    ("rate_limits", {"CreateCfsSnapshot": float("nan")}, r"got nan"),
+    ("region", "", r"region must be a region name such as ap-shanghai-fsi, got ''"),
+    ("region", "ap shanghai", r"got 'ap shanghai'"),
     ("rate_limit_margin", 1.0, "rate_limit_margin must be in"),
     ("retry_deadline", 0, "retry_deadline must be > 0"),
     ("poll_min_interval", 5.0, "poll_min_interval must be <= poll_max_interval"),
@@ -101,10 +107,25 @@ def test_rate_limits_from_env():
     assert dict(config.rate_limits) == {"CreateCfsFileSystem": 5, "DescribeCfsFileSystems": 0.5}
 
 
-@pytest.mark.parametrize("text", ["CreateCfsFileSystem", "=5", "CreateCfsFileSystem=fast"])
-def test_bad_rate_limits_from_env_name_the_variable(text):
-    with pytest.raises(CloudConfigError, match=r"CFS_RATE_LIMITS: .* is not ACTION=N"):
+@pytest.mark.parametrize("text, fragment", [
+    ("CreateCfsFileSystem", "is not ACTION=N"),
+    ("=5", "is not ACTION=N"),
+    ("CreateCfsFileSystem=fast", "is not ACTION=N"),
+    ("CreateCfsFileSystem=-2", "calls per second must be a number >= 0"),
+    ("DescribeCfsFilesystems=5", "unknown action 'DescribeCfsFilesystems'"),
+])
+def test_bad_rate_limits_from_env_name_the_variable(text, fragment):
+    with pytest.raises(CloudConfigError, match=rf"^CFS_RATE_LIMITS: .*{fragment}"):
         CloudConfig.from_env({"CFS_RATE_LIMITS": text})
+
+
+def test_environment_values_are_trimmed():
+    config = CloudConfig.from_env({"CFS_ENDPOINT": " http://127.0.0.1:1/\n",
+                                   "TENCENTCLOUD_REGION": "ap-beijing-fsi\n",
+                                   "CFS_CREDENTIALS_DIR": " /secrets/cfs\n",
+                                   "TENCENTCLOUD_SECRET_ID": "   "})
+    assert (config.host, config.region, config.credentials_dir, config.secret_id) == (
+        "127.0.0.1:1", "ap-beijing-fsi", "/secrets/cfs", None)
 
 
 def test_a_client_without_credentials_fails_each_call_clearly():

@@ -7,9 +7,9 @@ import grpc
 import pytest
 
 from cfs_cloud.errors import (
-    CallTimeout, CfsAuthError, CfsError, CfsInternalError, CfsInUse, CfsInvalidParameter, CfsNetworkError,
-    CfsNotFound, CfsResourceExhausted, CfsThrottled, FileSystemCreateFailed, WaitTimeout,
-    error_for, grpc_status_for,
+    CallTimeout, CfsAuthError, CfsError, CfsInternalError, CfsInUse, CfsInvalidParameter,
+    CfsNetworkError, CfsNotFound, CfsResourceExhausted, CfsThrottled, FileSystemCreateFailed,
+    WaitTimeout, error_for, grpc_status_for,
 )
 
 

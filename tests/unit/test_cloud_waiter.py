@@ -12,7 +12,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from cfs_cloud.client import FILE_SYSTEMS
-from cfs_cloud.errors import CfsAuthError, CfsInternalError, CfsNotFound, FileSystemCreateFailed, WaitTimeout
+from cfs_cloud.errors import (
+    CfsAuthError, CfsInternalError, CfsNotFound, FileSystemCreateFailed, WaitTimeout,
+)
 from cfs_cloud.waiter import CoalescingWaiter
 
 
