@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator
 
 import urllib3
@@ -47,14 +48,33 @@ def _never_sent(exc: BaseException) -> bool:
     return False
 
 
+# Credential clones kept for reuse (CSI request secrets: usually one or a few per cluster).
+MAX_CACHED_CLONES = 32
+
+
 class _Shared:
-    """State every clone of a client shares: rate limits, waiters, config."""
+    """State every clone of a client shares: rate limits, waiters, config, the clones."""
 
     def __init__(self, config: CloudConfig):
         self.config = config
         self.limits = ActionRateLimits(config.rate_limits, config.rate_limit_margin)
         self._waiters: dict[tuple, CoalescingWaiter] = {}
         self._lock = threading.Lock()
+        # (id, key, token) -> clone, most recently used last. Reusing a clone keeps its
+        # per-thread SDK clients and their open HTTP connections across CSI requests.
+        self._clones: OrderedDict[tuple, CfsClient] = OrderedDict()
+
+    def clone(self, credentials: StaticCredentials) -> "CfsClient":
+        key = credentials.get_credential_info()
+        with self._lock:
+            client = self._clones.get(key)
+            if client is None:
+                client = CfsClient(self.config, _shared=self, _credentials=credentials)
+                self._clones[key] = client
+                if len(self._clones) > MAX_CACHED_CLONES:
+                    self._clones.popitem(last=False)
+            self._clones.move_to_end(key)
+            return client
 
     def waiter(self, kind: ResourceKind, account: str | None) -> CoalescingWaiter:
         """One waiter per resource kind and account (a poll only sees one account's resources)."""
@@ -90,9 +110,8 @@ class CfsClient:
     def with_credentials(self, secret_id: str, secret_key: str,
                          session_token: str | None = None) -> "CfsClient":
         """A client using these credentials (e.g. CSI request secrets) that shares this
-        client's rate limiters and waiters."""
-        return CfsClient(self._config, _shared=self._shared,
-                         _credentials=StaticCredentials(secret_id, secret_key, session_token))
+        client's rate limiters and waiters; the same credentials give the same client."""
+        return self._shared.clone(StaticCredentials(secret_id, secret_key, session_token))
 
     # ---- the one call path -------------------------------------------------------------
 
@@ -238,27 +257,30 @@ class CfsClient:
         `paginate`)."""
         return self.paginate("DescribeCfsFileSystems", "FileSystems", **params)
 
-    def find_file_system_by_name(self, fs_name: str) -> dict | None:
+    def find_file_system_by_name(self, fs_name: str, *,
+                                 timeout: float | None = None) -> dict | None:
         """The file system whose FsName (or CreationToken) is `fs_name`, if any.
 
         Filters server-side by CreationToken (the docs' "用户自定义名称") and checks the name
         again here, so a server that ignores the filter still gives the right answer."""
-        for info in self.iter_file_systems(CreationToken=fs_name):
+        for info in self.iter_file_systems(CreationToken=fs_name, timeout=timeout):
             if fs_name in (info.get("FsName"), info.get("CreationToken")):
                 return info
         return None
 
-    def mount_targets(self, fs_id: str) -> list[dict]:
-        return self.call("DescribeMountTargets", {"FileSystemId": fs_id}).get("MountTargets") or []
+    def mount_targets(self, fs_id: str, *, timeout: float | None = None) -> list[dict]:
+        reply = self.call("DescribeMountTargets", {"FileSystemId": fs_id}, timeout=timeout)
+        return reply.get("MountTargets") or []
 
     def iter_snapshots(self, **params) -> Iterator[dict]:
         """SnapshotInfo dicts of DescribeCfsSnapshots, all pages (`timeout` as in
         `paginate`)."""
         return self.paginate("DescribeCfsSnapshots", "Snapshots", **params)
 
-    def find_snapshot_by_name(self, name: str, file_system_id: str | None = None) -> dict | None:
+    def find_snapshot_by_name(self, name: str, file_system_id: str | None = None, *,
+                              timeout: float | None = None) -> dict | None:
         params = {"FileSystemId": file_system_id} if file_system_id else {}
-        for snap in self.iter_snapshots(**params):
+        for snap in self.iter_snapshots(timeout=timeout, **params):
             if snap.get("SnapshotName") == name:
                 return snap
         return None

@@ -147,11 +147,12 @@ def _parse_clients(value: str) -> tuple[str, ...]:
             clients.append(item)
             continue
         try:
-            network = ipaddress.ip_network(item, strict=False)
+            network = ipaddress.IPv4Network(item, strict=False)
         except ValueError:
+            # CFS permission-group rules take IPv4 addresses and CIDRs only.
             raise ParameterError(
-                f"parameter {ALLOWED_CLIENTS}: {item!r} is not an IP address or CIDR "
-                "(allowed: comma-separated IPs, CIDRs or *)") from None
+                f"parameter {ALLOWED_CLIENTS}: {item!r} is not an IPv4 address or CIDR "
+                "(allowed: comma-separated IPv4 addresses, IPv4 CIDRs or *)") from None
         clients.append(str(network.network_address) if network.num_addresses == 1
                        else str(network))
     return tuple(clients)

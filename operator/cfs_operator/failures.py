@@ -105,3 +105,14 @@ def failed_permanently(status: Mapping[str, Any], generation: int | None) -> boo
             return (item.get("status") == "False" and item.get("reason") in PERMANENT_REASONS
                     and item.get("observedGeneration") == generation)
     return False
+
+
+def create_may_have_happened(error: Exception) -> bool:
+    """Whether a failed attempt may have created the cloud object without learning its id.
+
+    A CFS error reply (throttled, invalid, quota) or a spec error means nothing was created; a
+    request lost on the way back, or a failure of the operator itself, might have.
+    """
+    if isinstance(error, CfsNetworkError):
+        return error.maybe_sent
+    return not isinstance(error, (CfsError, SpecError))

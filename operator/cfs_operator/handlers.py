@@ -21,7 +21,7 @@ from cfs_operator import metrics
 from cfs_operator.changes import ChangeLog
 from cfs_operator.conditions import IN_USE, READY, SYNCED, Condition, merge_conditions, now_iso, without_condition
 from cfs_operator.config import OperatorConfig
-from cfs_operator.failures import classify, failed_permanently, failure_conditions
+from cfs_operator.failures import classify, create_may_have_happened, failed_permanently, failure_conditions
 from cfs_operator.groups import GroupState, delete_group, reconcile_group
 from cfs_operator.policies import BindingFailed, PolicyState, delete_policy, reconcile_policy
 from cfs_operator.runtime import OperatorRuntime
@@ -104,6 +104,10 @@ async def _converge(*, kind: str, id_field: str, trigger: str, work: Work, body:
             if changes.cloud_id:
                 memo[LATEST_CLOUD_ID] = changes.cloud_id
                 patch.status[id_field] = changes.cloud_id
+            elif not cloud_id and not status.get("creating") and not create_may_have_happened(error):
+                # This attempt's "creating" mark would later make a same-named object found in
+                # the cloud look like ours; nothing was created, so drop it.
+                patch.status["creating"] = None
             patch.status["conditions"] = merge_conditions(
                 status.get("conditions"), failure_conditions(failure, bool(cloud_id), status.get("conditions")),
                 generation)

@@ -227,3 +227,10 @@ def test_a_callers_timeout_bounds_the_attempt_and_the_rate_limit_wait(reference)
         client.call("DescribeCfsPGroups", {}, timeout=0.2)
     assert client.call("DescribeCfsPGroups", {}, timeout=5)["RequestId"]
     assert len(call_log(reference, "DescribeCfsPGroups")) == 2
+
+    # The helpers take the same timeout, shared by all the pages they fetch.
+    with pytest.raises(CallTimeout):
+        list(client.paginate("DescribeCfsPGroups", "PGroupList", timeout=0.2))
+    reference.admin.set_faults([], latency={"DescribeCfsFileSystems": 800})
+    with pytest.raises(CfsNetworkError):
+        client.find_file_system_by_name("x", timeout=0.2)

@@ -327,5 +327,37 @@ async def test_the_default_group_can_be_adopted_but_a_change_to_it_is_not_retrie
         assert cloud_group(cloud_client, "pgroupbasic") is not None
 
 
+async def test_a_spec_change_supersedes_one_still_being_retried(kube, cluster, reference, cloud_client):
+    reference.admin.set_faults([{"action": "CreateCfsRule", "code": "RequestLimitExceeded", "rate": 1.0}])
+    async with running_operator(kube, fast_cloud_config(reference), fast_config()):
+        await cluster.create(PGROUP_RESOURCE, group("moving", description="v1",
+                                                    rules=[rule("10.8.0.0/16", 1), rule("10.9.0.0/16", 2)]))
+        obj = await cluster.wait_for(PGROUP_RESOURCE, "moving", lambda o: condition_is(o, "Synced", "False", "Throttled"))
+        pgroup_id = obj["status"]["pGroupId"]
+
+        # While the create keeps failing, the spec moves on to a rule set the cloud can take now
+        # (no new rule needed): the retry applies the new spec, not the old one.
+        await cluster.patch(PGROUP_RESOURCE, "moving", {"spec": {"description": "v2", "rules": []}})
+        obj = await cluster.wait_for(PGROUP_RESOURCE, "moving", ready_at("v2"))
+        assert obj["status"]["pGroupId"] == pgroup_id and obj["status"]["ruleCount"] == 0
+        reference.admin.set_faults([])
+        assert cloud_rules(cloud_client, pgroup_id) == set()
+        assert cloud_group(cloud_client, pgroup_id)["DescInfo"] == "v2"
+
+
+async def test_a_create_refused_by_the_cloud_leaves_no_claim_on_the_name(kube, cluster, reference, cloud_client):
+    """The "creating" mark (which lets a later attempt take a same-named group as its own) only
+    survives attempts that may have created the group unseen; a refused create drops it."""
+    reference.admin.set_faults([{"action": "CreateCfsPGroup", "code": "RequestLimitExceeded", "rate": 1.0}])
+    async with running_operator(kube, fast_cloud_config(reference), fast_config()):
+        await cluster.create(PGROUP_RESOURCE, group("contested", rules=[rule("*", 1)]))
+        obj = await cluster.wait_for(PGROUP_RESOURCE, "contested", lambda o: condition_is(o, "Synced", "False", "Throttled"))
+        assert "creating" not in obj["status"] or obj["status"]["creating"] is None
+
+        reference.admin.set_faults([])
+        obj = await cluster.wait_for(PGROUP_RESOURCE, "contested", ready)
+        assert cloud_rules(cloud_client, obj["status"]["pGroupId"]) == {("*", "RO", "root_squash", 1)}
+
+
 def groups_named(client: CfsClient, name: str) -> list[dict[str, Any]]:
     return [g for g in client.call("DescribeCfsPGroups", {})["PGroupList"] if g["Name"] == name]

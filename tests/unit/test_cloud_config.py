@@ -138,3 +138,17 @@ def test_a_client_without_credentials_fails_each_call_clearly():
 def test_poll_min_gap_defaults_to_the_max_interval():
     assert CloudConfig(poll_max_interval=0.8).poll_min_gap == 0.8
     assert CloudConfig(poll_min_gap=0.1).poll_min_gap == 0.1
+
+
+def test_credential_clones_are_reused_per_credentials():
+    """A clone keeps its per-thread SDK clients (and their HTTP connections), so CSI requests
+    carrying the same secrets reuse it instead of building new ones each time."""
+    client = CfsClient(CloudConfig(endpoint="http://127.0.0.1:1"))
+    first = client.with_credentials("AKID1", "key-one")
+    assert client.with_credentials(" AKID1", "key-one\n") is first
+    assert first.with_credentials("AKID1", "key-one") is first
+    assert client.with_credentials("AKID1", "key-one", "token") is not first
+    assert client.with_credentials("AKID1", "key-two") is not first
+    for i in range(40):                      # a bounded cache: old credentials are dropped
+        client.with_credentials(f"AKID{i}", "key")
+    assert client.with_credentials("AKID1", "key-one") is not first

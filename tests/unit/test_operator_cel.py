@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from cfs_operator.specs import SpecError, parse_policy_spec
+from cfs_operator.specs import SpecError, parse_group_spec, parse_policy_spec
 from tests.support.kube import EXAMPLES, crd_schemas, schema_nodes
 
 celpy = pytest.importorskip("celpy", reason="cel-python evaluates the CRDs' CEL rules (test extra)")
@@ -37,6 +37,10 @@ def cel_violations(schema: dict[str, Any], obj: Any, old: Any = None) -> list[st
     return found
 
 
+def resource(spec: dict[str, Any]) -> dict[str, Any]:
+    return {"metadata": {"name": "test"}, "spec": spec}
+
+
 def test_every_cel_rule_compiles():
     env = celpy.Environment()
     rules = [rule["rule"] for schema in crd_schemas().values() for _, node in schema_nodes(schema)
@@ -54,9 +58,9 @@ def test_examples_pass_the_cel_rules(path):
 
 def test_policy_schedule_is_required_unless_adopting():
     schema = crd_schemas()["CfsAutoSnapshotPolicy"]
-    assert cel_violations(schema, {"spec": {"hour": [1]}}) == [
+    assert cel_violations(schema, resource({"hour": [1]})) == [
         "dayOfWeek and hour are required unless autoSnapshotPolicyId adopts an existing policy"]
-    assert cel_violations(schema, {"spec": {"autoSnapshotPolicyId": "asp-12345678"}}) == []
+    assert cel_violations(schema, resource({"autoSnapshotPolicyId": "asp-12345678"})) == []
 
 
 @pytest.mark.parametrize(("expression", "valid"), [
@@ -69,7 +73,7 @@ def test_policy_schedule_is_required_unless_adopting():
 def test_selector_expressions_agree_with_the_operator(expression, valid):
     spec = {"dayOfWeek": [1], "hour": [1], "persistentVolumeClaimSelector": {
         "namespaceSelector": {"matchExpressions": [expression]}, "labelSelector": {"matchExpressions": [expression]}}}
-    violations = cel_violations(crd_schemas()["CfsAutoSnapshotPolicy"], {"spec": spec})
+    violations = cel_violations(crd_schemas()["CfsAutoSnapshotPolicy"], resource(spec))
     assert len(violations) == (0 if valid else 2)
     try:
         parse_policy_spec(spec, "p")
@@ -85,7 +89,30 @@ def test_selector_expressions_agree_with_the_operator(expression, valid):
 ])
 def test_adopted_ids_are_immutable(kind, field, value):
     schema = crd_schemas()[kind]
-    old = {"spec": {field: value}}
-    assert cel_violations(schema, {"spec": {field: value}}, old) == []
-    (message,) = cel_violations(schema, {"spec": {field: value[:-1] + "2"}}, old)
+    old = resource({field: value})
+    assert cel_violations(schema, resource({field: value}), old) == []
+    (message,) = cel_violations(schema, resource({field: value[:-1] + "2"}), old)
     assert message.startswith(f"{field} is immutable")
+
+
+@pytest.mark.parametrize(("kind", "obj", "valid"), [
+    ("CfsPermissionGroup", {"metadata": {"name": "web-tier"}, "spec": {}}, True),
+    ("CfsPermissionGroup", {"metadata": {"name": "web.tier"}, "spec": {}}, False),
+    ("CfsPermissionGroup", {"metadata": {"name": "w" * 65}, "spec": {}}, False),
+    ("CfsPermissionGroup", {"metadata": {"name": "web.tier"}, "spec": {"name": "web_tier"}}, True),
+    ("CfsPermissionGroup", {"metadata": {"name": "web.tier"}, "spec": {"pGroupId": "pgroup-aaaa1111"}}, True),
+    ("CfsAutoSnapshotPolicy", {"metadata": {"name": "p" * 64}, "spec": {"dayOfWeek": [1], "hour": [1]}}, True),
+    ("CfsAutoSnapshotPolicy", {"metadata": {"name": "p" * 65}, "spec": {"dayOfWeek": [1], "hour": [1]}}, False),
+    ("CfsAutoSnapshotPolicy", {"metadata": {"name": "p" * 65},
+                               "spec": {"dayOfWeek": [1], "hour": [1], "policyName": "p"}}, True),
+])
+def test_a_metadata_name_that_cannot_be_the_cloud_name_needs_an_explicit_one(kind, obj, valid):
+    """The API server rejects at apply time what the operator would reject later (InvalidSpec)."""
+    assert (cel_violations(crd_schemas()[kind], obj) == []) == valid
+    parse = parse_group_spec if kind == "CfsPermissionGroup" else parse_policy_spec
+    try:
+        parse(obj["spec"], obj["metadata"]["name"])
+        operator_accepts = True
+    except SpecError:
+        operator_accepts = False
+    assert operator_accepts == valid

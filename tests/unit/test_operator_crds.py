@@ -11,7 +11,9 @@ import pytest
 import yaml
 
 from cfs_operator.handlers import FINALIZER, GROUP, VERSION
-from cfs_operator.specs import MAX_FILE_SYSTEMS_PER_POLICY, MAX_RULES_PER_GROUP, PRIORITY_RANGE
+from cfs_operator.specs import (
+    MAX_FILE_SYSTEMS_PER_POLICY, MAX_RULES_PER_GROUP, PRIORITY_RANGE, parse_group_spec, parse_policy_spec,
+)
 from tests.support.kube import CRD_DIR, EXAMPLES, REPO, crd_schemas, load_crds, schema_nodes
 
 INVALID_EXAMPLE = REPO / "tests" / "data" / "operator" / "invalid-cfspermissiongroup.yaml"
@@ -97,3 +99,28 @@ def test_client_ip_pattern(client_ip, valid):
     items = crd_schemas()["CfsPermissionGroup"]["properties"]["spec"]["properties"]["rules"]["items"]
     errors = list(jsonschema.Draft7Validator(items["properties"]["clientIp"]).iter_errors(client_ip))
     assert (not errors) == valid
+
+
+def with_schema_defaults(schema: dict[str, Any], obj: Any) -> Any:
+    """`obj` as the API server stores it: every absent property that has a schema default filled in."""
+    if isinstance(obj, dict):
+        filled = dict(obj)
+        for key, child in (schema.get("properties") or {}).items():
+            if key not in filled and "default" in child:
+                filled[key] = child["default"]
+            if key in filled:
+                filled[key] = with_schema_defaults(child, filled[key])
+        return filled
+    if isinstance(obj, list) and isinstance(schema.get("items"), dict):
+        return [with_schema_defaults(schema["items"], item) for item in obj]
+    return obj
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_schema_defaults_mean_what_the_operator_does_without_them(path):
+    """A schema default must not change what the operator does, e.g. an adopted policy's isActive
+    (kept as found) must not be defaulted to true by the API server."""
+    obj = yaml.safe_load(path.read_text())
+    parse = parse_group_spec if obj["kind"] == "CfsPermissionGroup" else parse_policy_spec
+    defaulted = with_schema_defaults(crd_schemas()[obj["kind"]], obj)
+    assert parse(defaulted["spec"], obj["metadata"]["name"]) == parse(obj["spec"], obj["metadata"]["name"])

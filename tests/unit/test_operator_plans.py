@@ -2,11 +2,13 @@
 
 import pytest
 
-from cfs_cloud import CfsInternalError, CfsInUse, CfsInvalidParameter, CfsResourceExhausted, CfsThrottled
+from cfs_cloud import (
+    CfsInternalError, CfsInUse, CfsInvalidParameter, CfsNetworkError, CfsResourceExhausted, CfsThrottled,
+)
 from cfs_cloud.errors import CfsError
 from cfs_operator.conditions import Condition, merge_conditions, without_condition
 from cfs_operator.config import OperatorConfig
-from cfs_operator.failures import classify, failed_permanently, failure_conditions
+from cfs_operator.failures import classify, create_may_have_happened, failed_permanently, failure_conditions
 from cfs_operator.plans import (
     CloudGroup, CloudPolicy, CloudRule, CreateRule, DeleteRule, UpdateRule, format_int_list, group_from_cloud,
     plan_bindings, plan_group_update, plan_policy_update, plan_rules, policy_from_cloud, rule_from_cloud,
@@ -144,3 +146,11 @@ def test_failed_permanently_only_for_the_generation_that_failed():
     throttled = {"conditions": merge_conditions(None, [Condition("Ready", False, "Throttled", "slow")], 4)}
     assert not failed_permanently(throttled, 4)
     assert not failed_permanently({}, 4)
+
+
+def test_only_an_unseen_outcome_may_have_created_the_object():
+    assert not create_may_have_happened(CfsThrottled("RequestLimitExceeded", "slow"))
+    assert not create_may_have_happened(SpecError("spec.name", "taken"))
+    assert create_may_have_happened(KeyError("PGroupId"))            # a reply the operator could not read
+    assert create_may_have_happened(CfsNetworkError("NetworkError", "reset after sending"))
+    assert not create_may_have_happened(CfsNetworkError("NetworkError", "refused", maybe_sent=False))
