@@ -116,3 +116,19 @@ def test_a_metadata_name_that_cannot_be_the_cloud_name_needs_an_explicit_one(kin
     except SpecError:
         operator_accepts = False
     assert operator_accepts == valid
+
+
+@pytest.mark.parametrize(("clients", "valid"), [
+    (["10.0.0.1", "10.0.0.2/32", "10.0.0.0/24", "*"], True),
+    (["10.0.0.1", "10.0.0.1/32"], False),
+    (["10.0.0.1/32", "10.0.0.1"], False),
+])
+def test_an_address_and_its_slash_32_are_one_client(clients, valid):
+    spec = {"rules": [{"clientIp": ip, "priority": index + 1} for index, ip in enumerate(clients)]}
+    assert (cel_violations(crd_schemas()["CfsPermissionGroup"], resource(spec)) == []) == valid
+    try:
+        parse_group_spec(spec, "test")
+        operator_accepts = True
+    except SpecError:
+        operator_accepts = False
+    assert operator_accepts == valid
