@@ -312,10 +312,11 @@ def test_node_mode_process_serves_without_credentials_and_exits_0_on_sigterm(tmp
 
 
 def test_controller_process_finishes_an_in_flight_call_on_sigterm(tmp_path, reference):
-    """The reference service holds the Probe's cloud call; SIGTERM arrives meanwhile."""
+    """The reference service holds the Probe's cloud call (2 s, inside the controller's 3 s
+    readiness bound); SIGTERM arrives meanwhile."""
     from tests.support.csi import DriverProcess
 
-    reference.admin.set_faults([], latency={"DescribeCfsServiceStatus": 3000})
+    reference.admin.set_faults([], latency={"DescribeCfsServiceStatus": 2000})
     driver = DriverProcess(tmp_path, reference, create_timeout=30)
     try:
         controller = driver.start()
