@@ -7,6 +7,7 @@ secret-free logging, credential rotation and the helpers (lookups, pagination, w
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 import time
@@ -96,6 +97,7 @@ class CfsClient:
         self._shared = _shared or _Shared(config)
         self._credentials = _credentials or config.credential_provider()
         self._local = threading.local()     # one SDK client (HTTP session) per thread
+        self._deadline: float | None = None  # time.monotonic() bound of every call (until())
         self._backoff = Backoff(config.retry_base_delay, config.retry_max_delay)
         install_sdk_log_redactor()
 
@@ -113,6 +115,16 @@ class CfsClient:
         client's rate limiters and waiters; the same credentials give the same client."""
         return self._shared.clone(StaticCredentials(secret_id, secret_key, session_token))
 
+    def until(self, deadline: float | None) -> "CfsClient":
+        """This client with every call (helpers and page loops included) bounded by
+        `deadline`, a time.monotonic() value such as the end of a gRPC call. It shares
+        everything else with this client, HTTP sessions included."""
+        if deadline is None:
+            return self
+        bounded = copy.copy(self)
+        bounded._deadline = deadline if self._deadline is None else min(deadline, self._deadline)
+        return bounded
+
     # ---- the one call path -------------------------------------------------------------
 
     def call(self, action: str, params: dict | None = None, *,
@@ -127,6 +139,9 @@ class CfsClient:
         """
         params = params or {}
         started = time.monotonic()
+        if self._deadline is not None:
+            left = self._deadline - started
+            timeout = left if timeout is None else min(timeout, left)
         hard_deadline = None if timeout is None else started + timeout
         if timeout is not None and timeout <= 0:
             raise CallTimeout(f"{action}: the caller's timeout had run out before the call")

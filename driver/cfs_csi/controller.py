@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import time
 
 import grpc
@@ -144,6 +145,12 @@ def _zones_of(topologies) -> list[str]:
                               if t.segments.get(TOPOLOGY_ZONE_KEY)))
 
 
+def _rpc_deadline(context: grpc.ServicerContext) -> float | None:
+    """The caller's deadline as a time.monotonic() value; None when it set none."""
+    remaining = context.time_remaining()
+    return None if remaining is None else time.monotonic() + remaining
+
+
 def _missing(field: str) -> RpcError:
     return invalid(f"{field} missing in request")
 
@@ -173,14 +180,18 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
         except (CfsThrottled, CfsInternalError) as err:
             log.warning("readiness check: the CFS API is busy (%s); still ready", err.code)
 
-    def _client(self, secrets) -> CfsClient:
-        """Request secrets (`secretId`/`secretKey`) override the process credentials."""
+    def _client(self, context: grpc.ServicerContext, secrets=None) -> CfsClient:
+        """The client for one RPC: request secrets (`secretId`/`secretKey`) override the
+        process credentials, and no cloud call outlives the caller's deadline (a call the
+        sidecar gave up on would otherwise hold the volume's lock for its retry)."""
+        client = self.client
+        secrets = secrets or {}
         secret_id, secret_key = secrets.get(SECRET_ID_KEY, ""), secrets.get(SECRET_KEY_KEY, "")
-        if not secret_id and not secret_key:
-            return self.client
-        if not (secret_id and secret_key):
-            raise invalid(f"secrets: give both {SECRET_ID_KEY} and {SECRET_KEY_KEY}, or neither")
-        return self.client.with_credentials(secret_id.strip(), secret_key.strip())
+        if secret_id or secret_key:
+            if not (secret_id and secret_key):
+                raise invalid(f"secrets: give both {SECRET_ID_KEY} and {SECRET_KEY_KEY}, or neither")
+            client = client.with_credentials(secret_id.strip(), secret_key.strip())
+        return client.until(_rpc_deadline(context))
 
     def _zone(self, fs_params: params.FilesystemParams, requirements) -> tuple[str, frozenset[str] | None]:
         """The zone to create in, and the zones an existing file system may be in.
@@ -229,15 +240,15 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
             if request.mutable_parameters:
                 raise invalid(MUTABLE_PARAMETERS_REFUSED)
             mode = params.provisioning_mode(request.parameters)
-            client = self._client(request.secrets)
+            client = self._client(context, request.secrets)
             with self.locks.hold_or_abort(context, request.name):
                 if mode == params.MODE_SUBDIR:
                     volume = self._create_subdir(client, request)
                 else:
-                    volume = self._create_filesystem(client, request)
+                    volume = self._create_filesystem(client, request, context)
             return csi_pb2.CreateVolumeResponse(volume=volume)
 
-    def _create_filesystem(self, client: CfsClient, request) -> csi_pb2.Volume:
+    def _create_filesystem(self, client: CfsClient, request, context) -> csi_pb2.Volume:
         fs_params = params.parse_filesystem(request.parameters, self.default_allowed_clients)
         check_capabilities(request.volume_capabilities, fs_params.vers)
         check_read_only_rules(request.volume_capabilities, fs_params)
@@ -245,7 +256,8 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
         size_gb = size_limit_gb(request.capacity_range.required_bytes,
                                 request.capacity_range.limit_bytes)
         zone, accepted_zones = self._zone(fs_params, request.accessibility_requirements)
-        deadline = time.monotonic() + self.create_timeout
+        # --create-timeout bounds the waits, and so does the provisioner's own deadline.
+        deadline = min(time.monotonic() + self.create_timeout, _rpc_deadline(context) or math.inf)
         provision = ProvisionRequest(request.name, fs_params, zone, size_gb,
                                      request.capacity_range.limit_bytes, accepted_zones,
                                      deadline=deadline)
@@ -344,7 +356,7 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
             except MalformedVolumeId as err:
                 log.info("DeleteVolume: %s; nothing of ours to delete", err)
                 return csi_pb2.DeleteVolumeResponse()
-            client = self._client(request.secrets)
+            client = self._client(context, request.secrets)
             with self.locks.hold_or_abort(context, request.volume_id):
                 if isinstance(volume, SubdirVolume):
                     self._delete_subdir(volume)
@@ -375,7 +387,7 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
             if request.HasField("volume_capability"):
                 check_capabilities([request.volume_capability])
             size_gb = size_limit_gb(required, limit)
-            client = self._client(request.secrets)
+            client = self._client(context, request.secrets)
             volume = self._decode_existing(request.volume_id)
             with self.locks.hold_or_abort(context, request.volume_id):
                 if isinstance(volume, SubdirVolume):
@@ -401,7 +413,7 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
                 found = csi_pb2.Volume(volume_id=request.volume_id, capacity_bytes=capacity)
                 condition = csi_pb2.VolumeCondition(abnormal=False, message="directory exists")
             else:
-                info = self._file_system(self.client, volume)
+                info = self._file_system(self._client(context), volume)
                 found, condition = self._volume_of(info, request.volume_id), volume_condition(info)
             return csi_pb2.ControllerGetVolumeResponse(
                 volume=found,
@@ -420,7 +432,7 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
                 raise _missing("volume_id")
             if not request.volume_capabilities:
                 raise _missing("volume_capabilities")
-            client = self._client(request.secrets)
+            client = self._client(context, request.secrets)
             volume = self._decode_existing(request.volume_id)
             if isinstance(volume, SubdirVolume):
                 with self.shares.open(volume.share) as root:
@@ -456,7 +468,7 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
 
     def ListVolumes(self, request, context):
         with abort_on_error(context):
-            items, next_token = self._page(self.client, "DescribeCfsFileSystems", "FileSystems", {},
+            items, next_token = self._page(self._client(context), "DescribeCfsFileSystems", "FileSystems", {},
                                            request.starting_token, request.max_entries)
             entries = [csi_pb2.ListVolumesResponse.Entry(
                 volume=self._volume_of(info),
@@ -476,7 +488,7 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
             if unknown:
                 raise invalid(f"unknown snapshot parameter {unknown[0]!r}; allowed parameters: none "
                               f"(only {params.SIDECAR_PREFIX}* keys are accepted and ignored)")
-            client = self._client(request.secrets)
+            client = self._client(context, request.secrets)
             volume = self._decode_existing(request.source_volume_id)
             if isinstance(volume, SubdirVolume):
                 raise invalid(f"source_volume_id {request.source_volume_id} is a subdir volume; "
@@ -495,14 +507,14 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
                 raise _missing("snapshot_id")
             if not snapshots.is_snapshot_id(request.snapshot_id):
                 return csi_pb2.DeleteSnapshotResponse()
-            client = self._client(request.secrets)
+            client = self._client(context, request.secrets)
             with self.locks.hold_or_abort(context, request.snapshot_id):
                 snapshots.delete(client, request.snapshot_id)
             return csi_pb2.DeleteSnapshotResponse()
 
     def ListSnapshots(self, request, context):
         with abort_on_error(context):
-            client = self._client(request.secrets)
+            client = self._client(context, request.secrets)
             filters = {}
             if request.snapshot_id:
                 if not snapshots.is_snapshot_id(request.snapshot_id):
@@ -530,7 +542,7 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
         with abort_on_error(context):
             if not request.snapshot_id:
                 raise _missing("snapshot_id")
-            client = self._client(request.secrets)
+            client = self._client(context, request.secrets)
             info = (snapshots.describe(client, request.snapshot_id)
                     if snapshots.is_snapshot_id(request.snapshot_id) else None)
             if info is None:

@@ -266,7 +266,8 @@ class FileSystems:
             raise RpcError(
                 grpc.StatusCode.ABORTED,
                 f"file system {fs_id} for volume {request.volume_name} is not available after "
-                f"{self.create_timeout:g}s; retrying the call continues waiting for it") from None
+                f"{timeout:.3g}s (the wait ends at --create-timeout {self.create_timeout:g}s or "
+                "the caller's deadline); retrying the call continues waiting for it") from None
 
     # ---- volume context ----------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from prometheus_client import REGISTRY
 
-from cfs_cloud import CallTimeout, CfsClient, CfsNetworkError, CloudConfig
+from cfs_cloud import CallTimeout, CfsClient, CfsInternalError, CfsNetworkError, CloudConfig
 from cfs_cloud.limits import DOCUMENTED_RATE_LIMITS
 
 
@@ -240,3 +240,26 @@ def test_a_callers_timeout_bounds_the_attempt_and_the_rate_limit_wait(reference)
     reference.admin.set_faults([], latency={"DescribeCfsFileSystems": 800})
     with pytest.raises(CfsNetworkError):
         client.find_file_system_by_name("x", timeout=0.2)
+
+
+def test_a_client_bounded_by_a_deadline_stops_there(reference):
+    """until(): every call of a bounded client (helpers included) ends by the deadline, while
+    the unbounded client it came from keeps its own retry window."""
+    client = client_for(reference, request_timeout=10)
+    reference.admin.set_faults([{"action": "DescribeCfsServiceStatus",
+                                 "code": "InternalError", "rate": 1.0}])
+    reference.admin.reset_calls()
+    deadline = time.monotonic() + 0.3
+    bounded = client.until(deadline)
+    with pytest.raises((CallTimeout, CfsInternalError)):
+        bounded.call("DescribeCfsServiceStatus")
+    attempts = len(call_log(reference, "DescribeCfsServiceStatus"))
+    assert 1 <= attempts < 20                      # retried only within the 0.3 s
+    reference.admin.set_faults([])
+    time.sleep(max(0.0, deadline - time.monotonic()) + 0.01)
+    reference.admin.reset_calls()
+    with pytest.raises(CallTimeout):               # a spent deadline sends nothing at all
+        next(bounded.iter_file_systems())
+    assert call_log(reference, "DescribeCfsFileSystems") == []
+    assert client.call("DescribeCfsServiceStatus")["RequestId"]
+    assert client.until(None) is client

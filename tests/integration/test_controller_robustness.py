@@ -145,7 +145,7 @@ def test_wait_timeout_is_aborted_and_retry_finishes_the_same_volume(tmp_path, re
         with pytest.raises(grpc.RpcError) as err:
             controller.create("pvc-slow")
         assert err.value.code() == grpc.StatusCode.ABORTED
-        assert "not available after 0.3s" in err.value.details()
+        assert "the wait ends at --create-timeout 0.3s" in err.value.details()
         (fs,) = file_systems(reference)
         volume = retry_like_provisioner(lambda: controller.create("pvc-slow"))
         assert volume.volume_id == f"fs:{fs['FileSystemId']}"
@@ -181,3 +181,19 @@ def test_probe_stays_ready_while_the_api_throttles_but_not_with_a_rejected_key(t
     reference.admin.set_faults([])
     with serving_controller(tmp_path / "bad-key", reference, secret_key="wrong") as controller:
         assert controller.identity.Probe(probe, timeout=10).ready.value is False
+
+
+def test_the_controller_gives_up_with_a_caller_whose_deadline_passed(tmp_path, reference):
+    """The provisioner's call times out while the file system is still creating. The server
+    stops waiting with it, so the volume's lock is free for the retry (instead of answering
+    ABORTED "in progress" until --create-timeout) and the retry finishes the same volume."""
+    reference.admin.configure(create_delay=5.0)
+    with serving_controller(tmp_path, reference, create_timeout=30) as controller:
+        with pytest.raises(grpc.RpcError) as err:
+            controller.stub.CreateVolume(create_request("pvc-impatient"), timeout=0.5)
+        # Whichever side notices the shared deadline first: both tell the provisioner to retry.
+        assert err.value.code() in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.ABORTED)
+        time.sleep(0.3)   # let the server notice the deadline it shares with the caller
+        volume = controller.stub.CreateVolume(create_request("pvc-impatient"), timeout=30).volume
+        (fs,) = file_systems(reference)
+        assert volume.volume_id == f"fs:{fs['FileSystemId']}"
