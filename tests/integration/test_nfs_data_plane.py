@@ -247,6 +247,33 @@ def test_a_ganesha_that_dies_is_restarted(plane, clients, tmp_path):
     assert_ok(clients[CLIENT_A].list(v4()))
 
 
+def test_a_restart_that_fails_is_retried_until_it_succeeds(clients, tmp_path, caplog):
+    binary = tmp_path / "bin" / "ganesha.nfsd"  # a link the test can take away and put back
+    binary.parent.mkdir()
+    binary.symlink_to(GANESHA)
+    plane = GaneshaDataPlane(tmp_path / "nfs", binary=str(binary), watch_interval=0.1)
+    plane.start()
+    try:
+        plane.apply([file_system(tmp_path, 1, MOUNT_IP, rule(CLIENT_A))])
+        crashed = plane.server_pid(MOUNT_IP)
+        binary.unlink()
+        os.kill(crashed, signal.SIGKILL)
+
+        deadline = time.monotonic() + 20
+        while "restarting ganesha failed" not in caplog.text:
+            assert time.monotonic() < deadline, "the watchdog did not try to restart ganesha"
+            time.sleep(0.05)
+        assert "could not start" in caplog.text
+        binary.symlink_to(GANESHA)
+
+        while plane.server_pid(MOUNT_IP) is None:
+            assert time.monotonic() < deadline, "the watchdog gave up after a failed restart"
+            time.sleep(0.05)
+        assert_ok(clients[CLIENT_A].list(v4()))
+    finally:
+        plane.stop()
+
+
 CRASHING_SERVICE = """
 import os, sys
 from pathlib import Path
@@ -379,6 +406,34 @@ def test_a_mount_target_ganesha_cannot_serve_is_reported_and_others_still_served
     assert "Cannot assign requested address" in str(raised.value)
     assert plane.server_pid(MOUNT_IP) is not None
     assert plane.server_pid("192.0.2.77") is None
+
+
+def test_paths_with_backslashes_quotes_and_spaces_are_served(clients, tmp_path):
+    # ganesha reads backslash escapes inside its double-quoted strings; the state dir holds
+    # the config, recovery dir and %include path, the data dir the export's Path.
+    unusual = tmp_path / 'state \\ "quoted" #$x'
+    data_dir = unusual / "data" / "cfs-00000001"
+    data_dir.mkdir(parents=True)
+    (data_dir / "marker").write_text("found")
+    plane = GaneshaDataPlane(unusual / "nfs", binary=GANESHA)
+    plane.start()
+    try:
+        plane.apply([ExportSpec("cfs-00000001", "fsid0001", MOUNT_IP, data_dir, ())])
+        read = clients[CLIENT_A].read(v4("marker"))
+        assert_ok(read)
+        assert read.stdout == "found"
+    finally:
+        plane.stop()
+
+
+def test_a_data_dir_with_a_line_break_is_rejected_before_anything_changes(plane, tmp_path):
+    broken = tmp_path / "line\nbreak"
+    broken.mkdir()
+    spec = replace(file_system(tmp_path, 1, MOUNT_IP), data_dir=broken)
+
+    with pytest.raises(ValueError, match="cfs-00000001: data_dir .* must not contain a line break"):
+        plane.apply([spec])
+    assert plane.server_pid(MOUNT_IP) is None
 
 
 def test_two_file_systems_cannot_share_a_mount_target(plane, tmp_path):

@@ -340,6 +340,23 @@ def test_start_reconciles_missing_orphaned_and_drifted_services_and_keeps_ports(
         assert nfs("nfs-ls", url(FIRST_PORT)).returncode == 0
 
 
+def test_a_file_system_left_outside_a_moved_pool_does_not_stop_the_others(cluster, tmp_path):
+    old = spec(tmp_path, "cfs-aaaa0001", FIRST_IP)
+    with data_plane(cluster, tmp_path / "state") as plane:
+        plane.apply([old])
+    # The operator moved --mount-ip-pool; the new pool's first address maps to the old port.
+    new = spec(tmp_path, "cfs-bbbb0002", "10.96.1.1")
+    (new.data_dir / "only-in-new").write_text("new")
+    with data_plane(cluster, tmp_path / "state", pool="10.96.1.0/25") as plane:
+        with pytest.raises(DataPlaneError, match=r"cfs-aaaa0001 cannot be served: mount-target IP "
+                                                 r"10\.96\.0\.129 is outside --mount-ip-pool 10\.96\.1\.0/25"):
+            plane.apply([old, new])
+        # the old Service would now route to the new file system's port: it is gone
+        assert cluster.services() == {"mount-cfs-bbbb0002": expected_service("cfs-bbbb0002", "10.96.1.1", FIRST_PORT)}
+        listing = nfs("nfs-ls", url(FIRST_PORT))
+        assert listing.returncode == 0 and "only-in-new" in listing.stdout, listing.stderr
+
+
 def test_a_refused_cluster_ip_is_reported_at_reservation(cluster, tmp_path):
     create_service(cluster, foreign_service("web", FIRST_IP))
     with data_plane(cluster, tmp_path / "state", pool="10.97.0.0/25") as plane:
@@ -370,6 +387,18 @@ def test_an_unreachable_api_server_is_not_a_refusal(cluster, tmp_path, monkeypat
         with pytest.raises(DataPlaneError, match="Kubernetes API unreachable") as error:
             plane.reserve_mount_target("cfs-aaaa0001", FIRST_IP)
         assert not isinstance(error.value, MountTargetRefused)
+
+
+def test_an_unreadable_token_is_not_a_refusal_and_later_calls_recover(cluster, tmp_path):
+    token = cluster.service_account_dir / "token"
+    with data_plane(cluster, tmp_path / "state") as plane:
+        token.rename(tmp_path / "token-aside")  # e.g. the token volume is being remounted
+        with pytest.raises(DataPlaneError, match="Kubernetes API unreachable NoToken") as error:
+            plane.reserve_mount_target("cfs-aaaa0001", FIRST_IP)
+        assert not isinstance(error.value, MountTargetRefused)
+        (tmp_path / "token-aside").rename(token)
+        plane.apply([spec(tmp_path, "cfs-aaaa0001", FIRST_IP)])
+        assert set(cluster.services()) == {"mount-cfs-aaaa0001"}
 
 
 def test_a_reserved_mount_target_survives_until_served_and_replaces_a_stale_service(cluster, tmp_path):

@@ -78,10 +78,12 @@ class InstancePaths:
 
 
 def quote(value: str) -> str:
-    """A ganesha double-quoted string (paths may hold spaces)."""
-    if '"' in value or "\n" in value:
-        raise ValueError(f"cannot quote {value!r} for ganesha")
-    return f'"{value}"'
+    """A ganesha double-quoted string (paths may hold spaces). ganesha's lexer reads
+    backslash escapes inside double quotes, so backslashes and quotes are escaped."""
+    if "\n" in value:
+        raise ValueError(f"cannot quote {value!r} for ganesha: it holds a line break")
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
 
 
 def client_match(client: str) -> tuple[int, str]:
@@ -161,5 +163,7 @@ def render_server(paths: InstancePaths, listener: Listener, nfsv3: bool) -> str:
         # numeric owners: clients without an id mapper (libnfs) see real uids
         " Allow_Numeric_Owners = true; Only_Numeric_Owners = true; }\n"
         "NFS_KRB5 { Active_krb5 = false; }\n"
-        f"%include {quote(str(paths.exports_config))}\n"
+        # relative to this file's directory: ganesha's %include takes no path holding a
+        # space, quote or backslash, while the state dir may
+        f"%include {quote(paths.exports_config.name)}\n"
     )

@@ -130,6 +130,20 @@ class GaneshaServer:
 
     def start(self, exports_text: str) -> None:
         """Start serving; returns once ganesha accepts requests or raises DataPlaneError."""
+        try:
+            self._spawn(exports_text)
+        except OSError as error:  # e.g. the binary is gone or the state dir unwritable
+            raise DataPlaneError(f"ganesha for {self.ip_address} could not start: {error}") from None
+        log.info("ganesha pid %d serving %s on %s", self._process.pid, self.ip_address, self.listener)
+        try:
+            new_text = self._wait_for_log(0, STARTED_MARK, "start")
+            self._raise_on_config_errors(new_text, "start")
+        except DataPlaneError:
+            self.stop()
+            raise
+
+    def _spawn(self, exports_text: str) -> None:
+        """Write the config files and launch ganesha (OSError when either fails)."""
         self.paths.root.mkdir(parents=True, exist_ok=True)
         self.paths.recovery_dir.mkdir(exist_ok=True)
         self.paths.log_file.unlink(missing_ok=True)
@@ -152,13 +166,6 @@ class GaneshaServer:
                 stderr=early_output,
                 start_new_session=True,  # a Ctrl-C meant for the service must not kill it first
             )
-        log.info("ganesha pid %d serving %s on %s", self._process.pid, self.ip_address, self.listener)
-        try:
-            new_text = self._wait_for_log(0, STARTED_MARK, "start")
-            self._raise_on_config_errors(new_text, "start")
-        except DataPlaneError:
-            self.stop()
-            raise
 
     def reload(self, exports_text: str) -> None:
         """Swap in a new export file with SIGHUP; returns once ganesha has re-read it."""

@@ -131,18 +131,26 @@ class KubernetesDataPlane:
         """Serve the specs with ganesha first (a Service must not route to a closed port),
         then make the Services match; DataPlaneError after both were attempted."""
         failures = []
+        servable = []
+        for spec in specs:
+            try:
+                servable.append(
+                    MountTarget(spec.file_system_id, spec.ip_address, self._ports.port_for(spec.ip_address))
+                )
+            except ValueError as error:
+                # a file system kept its address when --mount-ip-pool moved: it has no port
+                # now, and its old Service could route to another file system's; it must not
+                # stop the others from being served
+                failures.append(f"file system {spec.file_system_id} cannot be served: {error}")
+        served_ids = {target.file_system_id for target in servable}
         try:
-            self._ganesha.apply(specs)
+            self._ganesha.apply([spec for spec in specs if spec.file_system_id in served_ids])
         except DataPlaneError as error:
             failures.append(str(error))
-        targets = [
-            MountTarget(spec.file_system_id, spec.ip_address, self._ports.port_for(spec.ip_address))
-            for spec in specs
-        ]
         with self._lock:
             self._claimed -= {spec.file_system_id for spec in specs}
             try:
-                self._services.reconcile(targets, keep=self._claimed)
+                self._services.reconcile(servable, keep=self._claimed)
             except DataPlaneError as error:
                 failures.append(str(error))
         if failures:

@@ -74,10 +74,11 @@ class KubeApi:
     ) -> dict[str, Any]:
         """One call; the decoded JSON reply, or KubeApiError."""
         url = self.base_url + path + ("?" + urllib.parse.urlencode(query) if query else "")
-        headers = {
-            "Accept": "application/json",
-            "Authorization": "Bearer " + self.token_file.read_text().strip(),
-        }
+        try:
+            token = self.token_file.read_text().strip()
+        except OSError as error:  # a DataPlaneError, so callers treat it like an unreachable API
+            raise KubeApiError(0, "NoToken", f"service-account token: {error}") from None
+        headers = {"Accept": "application/json", "Authorization": "Bearer " + token}
         data = None
         if body is not None:
             data = json.dumps(body).encode()

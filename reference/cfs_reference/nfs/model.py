@@ -93,6 +93,8 @@ def validate_spec(spec: ExportSpec) -> None:
         raise ValueError(f"{where}: fsid must be 1-64 letters or digits, not {spec.fsid!r}")
     if not Path(spec.data_dir).is_dir():
         raise ValueError(f"{where}: data_dir {str(spec.data_dir)!r} is not a directory")
+    if "\n" in str(spec.data_dir):  # a ganesha config string cannot hold one
+        raise ValueError(f"{where}: data_dir {str(spec.data_dir)!r} must not contain a line break")
     for rule in spec.rules:
         validate_rule(rule, where)
 

@@ -127,8 +127,9 @@ class GaneshaDataPlane:
                 if dead:
                     try:
                         self._converge_all(dead)
-                    except DataPlaneError:
-                        log.exception("restarting ganesha failed (the next apply() retries)")
+                    except DataPlaneError as error:
+                        log.warning("restarting ganesha failed (retried in %gs): %s",
+                                    self._watch_interval, error)  # fmt: skip
 
     def _converge_all(self, specs) -> None:
         failures = []
@@ -151,7 +152,7 @@ class GaneshaDataPlane:
             served.spec, served.exports_text = spec, exports_text
             return
         if served is not None:
-            if not served.server.running():
+            if served.server.pid is not None and not served.server.running():
                 log.warning("ganesha for %s (%s) died; restarting", spec.file_system_id,
                             spec.ip_address)  # fmt: skip
             self._retire(spec.ip_address)
@@ -163,8 +164,9 @@ class GaneshaDataPlane:
             self._nfsv3,
             self._timeout,
         )
-        server.start(exports_text)
+        # recorded before it starts: one that fails to start is retried by the watchdog
         self._served[spec.ip_address] = ServedFileSystem(spec, exports_text, server)
+        server.start(exports_text)
 
     def _retire(self, ip_address: str) -> None:
         served = self._served.pop(ip_address)
