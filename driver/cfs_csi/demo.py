@@ -20,7 +20,6 @@ import errno
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,7 +32,7 @@ import grpc
 
 from cfs_csi.csipb import csi_pb2, csi_pb2_grpc
 from cfs_csi.mounter import nfs_mount_command
-from cfs_csi.node import NFS_PORT, nfs_volume
+from cfs_csi.node import NFS_PORT, nfs_unreachable, nfs_volume
 from cfs_csi.status import RpcError
 
 REGION = "ap-shanghai-fsi"
@@ -77,14 +76,6 @@ def failed_for_lack_of_nfs_client(err: grpc.RpcError) -> bool:
     Any other failure (an unreachable mount target, a refused export) is the demo failing.
     """
     return not kernel_has_nfs_client() and os.strerror(errno.ENODEV) in (err.details() or "")
-
-
-def nfs_reachable(server: str) -> bool:
-    try:
-        with socket.create_connection((server, NFS_PORT), timeout=3):
-            return True
-    except OSError:
-        return False
 
 
 def libnfs_url(server: str, name: str) -> str:
@@ -385,7 +376,7 @@ def require_libnfs(server: str) -> None:
     missing = [tool for tool in LIBNFS_TOOLS if shutil.which(tool) is None]
     if missing:
         raise StepFailed(f"{', '.join(missing)} not installed (Debian package libnfs-utils)")
-    if not nfs_reachable(server):
+    if nfs_unreachable(server):
         raise StepFailed(f"no NFS server at {server}:{NFS_PORT}: the reference service serves "
                          "its file systems only where nfs-ganesha can run (its log's 'NFS data "
                          "plane disabled' line says why not)")

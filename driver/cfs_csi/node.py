@@ -228,6 +228,17 @@ def _requested_volume(request, read_only: bool) -> NfsVolume:
                       read_only)
 
 
+def nfs_unreachable(server: str, port: int = NFS_PORT,
+                    timeout: float = REACHABILITY_TIMEOUT_SECONDS) -> str:
+    """'' when a TCP connect to the server's NFS port succeeds, else why it failed (the docs'
+    first troubleshooting step; a mount of an unreachable target would hang instead)."""
+    try:
+        with socket.create_connection((server, port), timeout):
+            return ""
+    except OSError as err:
+        return f"NFS server {server} port {port} is unreachable: {err.strerror or err}"
+
+
 class NodeServicer(csi_pb2_grpc.NodeServicer):
     def __init__(self, node_id: str, zone: str, mounter: Mounter, *,
                  locks: KeyLocks | None = None, nfs_port: int = NFS_PORT,
@@ -345,12 +356,7 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
         return self.locks.hold_or_abort(context, f"{volume_id}@{os.path.normpath(path)}")
 
     def _unreachable(self, server: str) -> str:
-        """'' when a TCP connect to the NFS port succeeds, else why it failed."""
-        try:
-            with socket.create_connection((server, self.nfs_port), self.reachability_timeout):
-                return ""
-        except OSError as err:
-            return f"NFS server {server} port {self.nfs_port} is unreachable: {err.strerror or err}"
+        return nfs_unreachable(server, self.nfs_port, self.reachability_timeout)
 
     def _mount_nfs_once(self, volume: NfsVolume, target: str) -> None:
         existing = self.mounter.find_mount(target)

@@ -12,6 +12,8 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
+from cfs_cloud.rules import RW_PERMISSIONS, USER_PERMISSIONS, normalize_client
+
 # --- keys ---------------------------------------------------------------------------------
 PROVISIONING_MODE = "provisioningMode"
 ZONE = "zone"
@@ -46,9 +48,7 @@ PV_NAME_KEY = "csi.storage.k8s.io/pv/name"
 MODE_FILESYSTEM = "filesystem"
 MODE_SUBDIR = "subdir"
 STORAGE_TYPES = ("SD", "HP")
-READ_ONLY, READ_WRITE = "RO", "RW"
-RW_PERMISSIONS = (READ_ONLY, READ_WRITE)
-USER_PERMISSIONS = ("all_squash", "no_all_squash", "root_squash", "no_root_squash")
+READ_ONLY, READ_WRITE = RW_PERMISSIONS
 NFS_VERSIONS = ("3", "4")
 ON_DELETE_DELETE = "delete"
 ON_DELETE_RETAIN = "retain"
@@ -143,18 +143,12 @@ def _parse_clients(value: str) -> tuple[str, ...]:
     for item in (part.strip() for part in value.split(",")):
         if not item:
             continue
-        if item == "*":
-            clients.append(item)
-            continue
         try:
-            network = ipaddress.IPv4Network(item, strict=False)
+            clients.append(normalize_client(item, strict=False))
         except ValueError:
-            # CFS permission-group rules take IPv4 addresses and CIDRs only.
             raise ParameterError(
                 f"parameter {ALLOWED_CLIENTS}: {item!r} is not an IPv4 address or CIDR "
                 "(allowed: comma-separated IPv4 addresses, IPv4 CIDRs or *)") from None
-        clients.append(str(network.network_address) if network.num_addresses == 1
-                       else str(network))
     return tuple(clients)
 
 

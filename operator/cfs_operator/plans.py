@@ -10,7 +10,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from cfs_operator.specs import EVERY_CLIENT, GroupSpec, PolicySpec, RuleSpec, SpecError, normalize_client_ip
+from cfs_cloud.rules import EVERY_CLIENT
+
+from cfs_operator.specs import GroupSpec, PolicySpec, RuleSpec, SpecError, normalize_client_ip
 
 
 @dataclass(frozen=True)

@@ -7,14 +7,13 @@ API server; they are repeated here because the operator must not trust that a sc
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-RW_PERMISSIONS = ("RO", "RW")
-USER_PERMISSIONS = ("all_squash", "no_all_squash", "root_squash", "no_root_squash")
+from cfs_cloud.rules import RW_PERMISSIONS, USER_PERMISSIONS, normalize_client
+
 DELETION_POLICIES = ("Delete", "Retain")
 PRIORITY_RANGE = (1, 100)
 # The CRD caps spec.rules at the same number (maxItems).
@@ -25,7 +24,6 @@ GROUP_NAME_MAX_BYTES = 64
 GROUP_DESCRIPTION_MAX_BYTES = 255
 POLICY_NAME_MAX_CHARS = 64
 ALIVE_DAYS_RANGE = (1, 65535)
-EVERY_CLIENT = "*"
 
 # Permission group names: Chinese characters, letters, digits, '_' and '-' (vendor docs).
 _GROUP_NAME = re.compile(r"^[\u4e00-\u9fa5A-Za-z0-9_-]+$")
@@ -96,17 +94,10 @@ def normalize_client_ip(value: Any, field: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise SpecError(field, "must be a single IPv4 address, a CIDR such as 10.0.0.0/24, or '*'")
     text = value.strip()
-    if text == EVERY_CLIENT:
-        return text
     try:
-        if "/" not in text:
-            return str(ipaddress.IPv4Address(text))
-        network = ipaddress.IPv4Network(text, strict=True)
+        return normalize_client(text)
     except ValueError as exc:
         raise SpecError(field, f"{text!r} is not a valid IPv4 address or CIDR ({exc})") from None
-    if network.num_addresses == 1:
-        return str(network.network_address)
-    return str(network)
 
 
 def _choice(value: Any, field: str, allowed: Sequence[str], default: str | None = None) -> str:
