@@ -25,7 +25,8 @@ from tencentcloud.common.credential import Credential
 from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
 
-from cfs_cloud import CfsClient, CloudConfig
+from cfs_cloud import CfsClient
+from tests.support.cloud import cloud_client
 from tests.support.reference import running_reference
 
 ACTION = "DescribeCfsFileSystems"
@@ -73,9 +74,7 @@ def main() -> int:
         sdk = SdkCfsClient(Credential(ref.secret_id, ref.secret_key), ref.region,
                            ClientProfile(httpProfile=HttpProfile(endpoint=ref.endpoint,
                                                                  protocol="http")))
-        ours = CfsClient(CloudConfig(endpoint=ref.url, region=ref.region,
-                                     secret_id=ref.secret_id, secret_key=ref.secret_key,
-                                     rate_limits={ACTION: 0}))
+        ours = cloud_client(ref, rate_limits={ACTION: 0})
         # Interleave the two so drift in machine load hits both alike.
         raw_times, our_times = [], []
         for _ in range(3):

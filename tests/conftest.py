@@ -14,14 +14,9 @@ def reference(tmp_path):
 
 @pytest.fixture
 def cloud_config(reference):
-    from cfs_cloud import CloudConfig
+    from tests.support.cloud import cloud_config
 
-    return CloudConfig(
-        endpoint=reference.url,
-        region=reference.region,
-        secret_id=reference.secret_id,
-        secret_key=reference.secret_key,
-    )
+    return cloud_config(reference)
 
 
 @pytest.fixture

@@ -9,19 +9,14 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from prometheus_client import REGISTRY
 
-from cfs_cloud import CallTimeout, CfsClient, CfsInternalError, CfsNetworkError, CloudConfig
+from cfs_cloud import CallTimeout, CfsInternalError, CfsNetworkError
 from cfs_cloud.limits import DOCUMENTED_RATE_LIMITS
+from tests.support.cloud import cloud_client as client_for
 
 
 def fs_params(reference, name):
     return {"Zone": f"{reference.region}-1", "NetInterface": "VPC", "PGroupId": "pgroupbasic",
             "VpcId": "vpc-cloudtest", "SubnetId": "subnet-cloudtest", "FsName": name}
-
-
-def client_for(reference, **tuning):
-    return CfsClient(CloudConfig(endpoint=reference.url, region=reference.region,
-                                 secret_id=reference.secret_id, secret_key=reference.secret_key,
-                                 **tuning))
 
 
 def call_log(reference, action):

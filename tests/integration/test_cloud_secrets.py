@@ -8,6 +8,7 @@ import threading
 import pytest
 
 from cfs_cloud import CfsAuthError, CfsClient, CfsError, CfsNotFound, CloudConfig
+from tests.support.cloud import cloud_client
 from tests.support.reference import running_reference
 
 SECOND_ID, SECOND_KEY = "AKIDsecondpair0001", "second-pair-secret-key-Zq81"
@@ -145,8 +146,7 @@ def test_temporary_keys_send_their_session_token(temporary_key_reference, tmp_pa
         "TENCENTCLOUD_SESSION_TOKEN": TEMP_TOKEN + "\n"}))
     assert env_client.call("DescribeCfsFileSystems", {})["RequestId"]
     # The same token through a per-call override (CSI request secrets).
-    long_term = CfsClient(CloudConfig(endpoint=ref.url, region=ref.region,
-                                      secret_id=ref.secret_id, secret_key=ref.secret_key))
+    long_term = cloud_client(ref)
     assert long_term.with_credentials(TEMP_ID, TEMP_KEY, TEMP_TOKEN).call(
         "DescribeCfsFileSystems", {})["RequestId"]
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from cfs_cloud import CfsClient, CloudConfig
+from cfs_cloud import CfsClient
 
 from cfs_csi.config import MODE_CONTROLLER, DriverConfig, Endpoint
 from cfs_csi.controller import ControllerServicer, build_controller
@@ -30,6 +30,7 @@ from cfs_csi.csipb import csi_pb2, csi_pb2_grpc
 from cfs_csi.identity import CachedReadiness, IdentityServicer
 from cfs_csi.server import CsiServer, Service
 from cfs_csi.subdir import ShareAccess
+from tests.support.cloud import cloud_config
 
 ZONE = "ap-shanghai-fsi-1"
 ALLOWED_CLIENTS = ("127.0.0.0/8",)
@@ -122,13 +123,6 @@ def fs_of(ref, volume_id: str) -> dict:
 
 def managed_groups(ref) -> list[dict]:
     return [g for g in ref.admin.state()["PGroups"] if g["Name"].startswith("cfs-csi-")]
-
-
-def cloud_config(ref, **overrides) -> CloudConfig:
-    """A client config for the reference service; `overrides` may replace any field."""
-    fields = dict(endpoint=ref.url, region=ref.region, secret_id=ref.secret_id,
-                  secret_key=ref.secret_key)
-    return CloudConfig(**{**fields, **overrides})
 
 
 def driver_config(socket_path: Path, create_timeout: float = 30.0) -> DriverConfig:

@@ -36,6 +36,7 @@ from cfs_operator.conditions import now_iso
 from cfs_operator.config import OperatorConfig
 from cfs_operator.handlers import GROUP, POLICIES, PGROUPS, VERSION, operator_settings, register
 from cfs_operator.runtime import OperatorRuntime
+from tests.support.cloud import cloud_config
 
 CRD_DIR = Path(cfs_operator.__file__).parent / "crds"
 REPO = Path(__file__).resolve().parents[2]
@@ -289,10 +290,7 @@ def objects_of(server: kmock.KubernetesEmulator, resource: str) -> Iterator[dict
 def fast_cloud_config(reference: Any, **overrides: Any) -> CloudConfig:
     """A client config for the reference service that gives up on throttling quickly, so the
     operator's own retry path (TemporaryError, conditions) is what a test observes."""
-    values = {"endpoint": reference.url, "region": reference.region, "secret_id": reference.secret_id,
-              "secret_key": reference.secret_key, "retry_deadline": 0.3, "retry_max_delay": 0.1}
-    values.update(overrides)
-    return CloudConfig(**values)
+    return cloud_config(reference, **{"retry_deadline": 0.3, "retry_max_delay": 0.1, **overrides})
 
 
 def fast_config(**overrides: Any) -> OperatorConfig:
