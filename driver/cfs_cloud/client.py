@@ -24,8 +24,8 @@ from cfs_cloud import metrics
 from cfs_cloud.config import CloudConfig
 from cfs_cloud.credentials import StaticCredentials
 from cfs_cloud.errors import (
-    CallTimeout, CfsAuthError, CfsError, CfsNetworkError, CfsThrottled, FileSystemCreateFailed,
-    SnapshotCreateFailed, error_for,
+    CallTimeout, CfsAuthError, CfsError, CfsNetworkError, CfsNotFound, CfsThrottled,
+    FileSystemCreateFailed, SnapshotCreateFailed, error_for,
 )
 from cfs_cloud.limits import ActionRateLimits
 from cfs_cloud.redact import install_sdk_log_redactor, scrub
@@ -267,6 +267,17 @@ class CfsClient:
             if not page or (offset >= total if total is not None else len(page) < limit):
                 return
 
+    def find_item(self, action: str, items_key: str, key: str, value: str,
+                  **params) -> dict | None:
+        """The item of list `action` (all pages, filtered by `params`) whose `key` is `value`;
+        None when absent. The match is checked here because a server filter may match loosely
+        or be ignored, and a filtered Describe may answer ResourceNotFound, not an empty list."""
+        try:
+            return next((item for item in self.paginate(action, items_key, **params)
+                         if item.get(key) == value), None)
+        except CfsNotFound:
+            return None
+
     def iter_file_systems(self, **params) -> Iterator[dict]:
         """FileSystemInfo dicts of DescribeCfsFileSystems, all pages (`timeout` as in
         `paginate`)."""
@@ -295,10 +306,8 @@ class CfsClient:
     def find_snapshot_by_name(self, name: str, file_system_id: str | None = None, *,
                               timeout: float | None = None) -> dict | None:
         params = {"FileSystemId": file_system_id} if file_system_id else {}
-        for snap in self.iter_snapshots(timeout=timeout, **params):
-            if snap.get("SnapshotName") == name:
-                return snap
-        return None
+        return self.find_item("DescribeCfsSnapshots", "Snapshots", "SnapshotName", name,
+                              timeout=timeout, **params)
 
     # ---- waiters -----------------------------------------------------------------------
 

@@ -85,16 +85,6 @@ def _source_problems(snap_id: str | None, request: ProvisionRequest) -> list[str
     return []
 
 
-def describe_by_id(iterate, id_key: str, resource_id: str) -> dict | None:
-    """The one item of a Describe* listing filtered by its id; None when it does not exist
-    (the API answers ResourceNotFound, or, should it ignore the filter, does not list it)."""
-    try:
-        return next((item for item in iterate(**{id_key: resource_id})
-                     if item.get(id_key) == resource_id), None)
-    except CfsNotFound:
-        return None
-
-
 def mount_target(client: CfsClient, fs_id: str) -> dict:
     """The file system's mount target (CFS gives each file system one)."""
     for target in client.mount_targets(fs_id):
@@ -152,7 +142,8 @@ class FileSystems:
 
     @staticmethod
     def describe(client: CfsClient, fs_id: str) -> dict | None:
-        return describe_by_id(client.iter_file_systems, "FileSystemId", fs_id)
+        return client.find_item("DescribeCfsFileSystems", "FileSystems", "FileSystemId", fs_id,
+                                FileSystemId=fs_id)
 
     # ---- create ------------------------------------------------------------------------
 

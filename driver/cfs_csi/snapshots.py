@@ -20,7 +20,6 @@ from google.protobuf import timestamp_pb2
 
 from cfs_csi import params
 from cfs_csi.csipb import csi_pb2
-from cfs_csi.filesystems import describe_by_id
 from cfs_csi.status import RpcError
 from cfs_csi.volume_id import FilesystemVolume
 
@@ -80,7 +79,8 @@ def to_csi(info: dict) -> csi_pb2.Snapshot:
 
 
 def describe(client: CfsClient, snapshot_id: str) -> dict | None:
-    return describe_by_id(client.iter_snapshots, "SnapshotId", snapshot_id)
+    return client.find_item("DescribeCfsSnapshots", "Snapshots", "SnapshotId", snapshot_id,
+                            SnapshotId=snapshot_id)
 
 
 def create(client: CfsClient, name: str, source: FilesystemVolume) -> dict:

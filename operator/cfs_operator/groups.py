@@ -13,7 +13,7 @@ from typing import Any
 from cfs_cloud import CfsClient, CfsInvalidParameter, CfsNotFound
 
 from cfs_operator.changes import ChangeLog
-from cfs_operator.lookup import find_one, locate
+from cfs_operator.lookup import locate
 from cfs_operator.plans import (
     CloudGroup, CloudRule, CreateRule, DeleteRule, UpdateRule, group_from_cloud, plan_group_update,
     plan_rules, rule_from_cloud, rule_params,
@@ -31,12 +31,12 @@ class GroupState:
 
 
 def describe_group(client: CfsClient, pgroup_id: str) -> CloudGroup | None:
-    raw = find_one(client, "DescribeCfsPGroups", {"PGroupId": pgroup_id}, "PGroupList", "PGroupId", pgroup_id)
+    raw = client.find_item("DescribeCfsPGroups", "PGroupList", "PGroupId", pgroup_id, PGroupId=pgroup_id)
     return None if raw is None else group_from_cloud(raw)
 
 
 def find_group_by_name(client: CfsClient, name: str) -> CloudGroup | None:
-    raw = find_one(client, "DescribeCfsPGroups", {"Name": name}, "PGroupList", "Name", name)
+    raw = client.find_item("DescribeCfsPGroups", "PGroupList", "Name", name, Name=name)
     return None if raw is None else group_from_cloud(raw)
 
 

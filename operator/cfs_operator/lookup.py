@@ -1,29 +1,14 @@
-"""Finding the cloud object a resource manages (blocking cloud calls)."""
+"""Finding the cloud object a resource manages: status id, adopted id, or none yet."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
-
-from cfs_cloud import CfsClient, CfsNotFound
+from typing import TypeVar
 
 from cfs_operator.changes import ChangeLog
 from cfs_operator.specs import SpecError
 
 T = TypeVar("T")
-
-
-def find_one(client: CfsClient, action: str, params: dict[str, Any], items_key: str,
-             match_key: str, value: str) -> dict[str, Any] | None:
-    """The first item of ``reply[items_key]`` whose ``match_key`` is ``value``; None when absent.
-
-    A filtered Describe may answer ResourceNotFound instead of an empty list: also None.
-    """
-    try:
-        reply = client.call(action, params)
-    except CfsNotFound:
-        return None
-    return next((raw for raw in reply.get(items_key) or () if raw.get(match_key) == value), None)
 
 
 def locate(describe: Callable[[str], T | None], *, known_id: str | None, adopt_id: str | None,

@@ -13,7 +13,7 @@ from typing import Any
 from cfs_cloud import CfsClient, CfsError, CfsInvalidParameter, CfsNotFound
 
 from cfs_operator.changes import ChangeLog
-from cfs_operator.lookup import find_one, locate
+from cfs_operator.lookup import locate
 from cfs_operator.plans import (
     CloudPolicy, create_policy_params, plan_bindings, plan_policy_update, policy_from_cloud,
 )
@@ -42,15 +42,15 @@ class BindingFailed(Exception):
 
 
 def describe_policy(client: CfsClient, policy_id: str) -> CloudPolicy | None:
-    raw = find_one(client, "DescribeAutoSnapshotPolicies", {"AutoSnapshotPolicyId": policy_id},
-                   "AutoSnapshotPolicies", "AutoSnapshotPolicyId", policy_id)
+    raw = client.find_item("DescribeAutoSnapshotPolicies", "AutoSnapshotPolicies",
+                           "AutoSnapshotPolicyId", policy_id, AutoSnapshotPolicyId=policy_id)
     return None if raw is None else policy_from_cloud(raw)
 
 
 def find_policy_by_name(client: CfsClient, name: str) -> CloudPolicy | None:
     # An account holds at most 30 policies (vendor limit), so one page covers them all.
-    raw = find_one(client, "DescribeAutoSnapshotPolicies", {"Offset": 0, "Limit": LIST_PAGE},
-                   "AutoSnapshotPolicies", "PolicyName", name)
+    raw = client.find_item("DescribeAutoSnapshotPolicies", "AutoSnapshotPolicies", "PolicyName",
+                           name, Limit=LIST_PAGE)
     return None if raw is None else policy_from_cloud(raw)
 
 
