@@ -8,7 +8,7 @@ APT_PACKAGES := nfs-ganesha nfs-ganesha-vfs nfs-common libnfs-utils rpcbind ipro
 .PHONY: demo test system-deps venv stubs manifests
 
 demo: system-deps venv
-	$(PY) -m cfs_csi.demo
+	$(PY) -m cfs_demo
 
 test: system-deps venv
 	$(PY) -m pytest -n 2 --dist loadfile -q -rfEs

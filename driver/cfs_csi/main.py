@@ -28,13 +28,13 @@ def build_services(config: DriverConfig) -> list[Service]:
     services = []
     readiness = None
     if config.runs_controller:
-        from cfs_csi.controller import build_controller
+        from cfs_csi.controller.servicer import build_controller
 
         controller = build_controller(config)
         services.append(Service(controller, csi_pb2_grpc.add_ControllerServicer_to_server))
         readiness = CachedReadiness(controller.readiness_check)
     if config.runs_node:
-        from cfs_csi.node import build_node
+        from cfs_csi.node.servicer import build_node
 
         services.append(Service(build_node(config), csi_pb2_grpc.add_NodeServicer_to_server))
     identity = IdentityServicer(

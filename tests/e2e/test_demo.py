@@ -1,4 +1,4 @@
-"""`python -m cfs_csi.demo` (the README's first command) runs end to end and says what it did."""
+"""`python -m cfs_demo` (the README's first command) runs end to end and says what it did."""
 
 import re
 import shutil
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cfs_csi.demo import kernel_has_nfs_client
+from cfs_demo.walkthrough import kernel_has_nfs_client
 from tests.support.netns import private_network
 
 pytestmark = pytest.mark.skipif(
@@ -46,7 +46,7 @@ def demo(tmp_path_factory):
     addresses and port 2049 cannot collide with anything else on the machine."""
     workdir = tmp_path_factory.mktemp("demo")
     with private_network([]):
-        result = subprocess.run([sys.executable, "-m", "cfs_csi.demo", "--workdir", str(workdir)],
+        result = subprocess.run([sys.executable, "-m", "cfs_demo", "--workdir", str(workdir)],
                                 capture_output=True, text=True, timeout=600)
     return workdir, result
 
@@ -106,7 +106,7 @@ def test_demo_blames_the_kernel_only_for_a_missing_nfs_client(tmp_path):
     workdir = tmp_path / "demo"
     result = subprocess.run(
         ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$@"', "sh",
-         sys.executable, "-m", "cfs_csi.demo", "--workdir", str(workdir), "--create-delay", "0.05"],
+         sys.executable, "-m", "cfs_demo", "--workdir", str(workdir), "--create-delay", "0.05"],
         capture_output=True, text=True, timeout=300)
     reference_log = (workdir / "reference.log").read_text()
     assert "NFS data plane disabled" in reference_log, (

@@ -17,8 +17,8 @@ import pytest
 import yaml
 
 from cfs_csi.config import DriverConfig
-from cfs_csi import params
-from cfs_csi.params import parse_filesystem, parse_subdir, provisioning_mode
+from cfs_csi.controller import params
+from cfs_csi.controller.params import parse_filesystem, parse_subdir, provisioning_mode
 from cfs_operator.main import config_from_args, parse_args as operator_args
 from cfs_reference.main import parse_settings as reference_settings
 from cfs_reference.nfs.in_cluster import PortPerMountTarget, parse_port_range

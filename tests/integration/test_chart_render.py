@@ -22,7 +22,7 @@ import pytest
 import yaml
 from packaging.version import Version
 
-from cfs_csi.controller import CAPABILITIES as CONTROLLER_CAPABILITIES
+from cfs_csi.controller.servicer import CAPABILITIES as CONTROLLER_CAPABILITIES
 from cfs_csi.csipb import csi_pb2
 
 REPO = Path(__file__).resolve().parents[2]

@@ -8,10 +8,10 @@ from pathlib import Path
 import grpc
 import pytest
 
-from cfs_csi.controller import locate_share
+from cfs_csi.controller.servicer import locate_share
 from cfs_csi.csipb import csi_pb2
-from cfs_csi.mounter import Mounter, nfs_mount_command
-from cfs_csi.subdir import LocalShareAccess, MountedShareAccess
+from cfs_csi.node.mounter import Mounter, nfs_mount_command
+from cfs_csi.controller.subdir import LocalShareAccess, MountedShareAccess
 from tests.support.csi import (
     GIB, MOUNT_CAPABILITY, ZONE, create_request, file_systems, rpc_error, serving_controller,
 )

@@ -42,8 +42,9 @@ import grpc
 
 from cfs_csi.config import Endpoint
 from cfs_csi.csipb import csi_pb2, csi_pb2_grpc
-from cfs_csi.mounter import CommandFailed, MountEntry, Mounter
-from cfs_csi.node import NFS_PORT, NodeServicer
+from cfs_csi.node.mounter import CommandFailed, MountEntry, Mounter
+from cfs_csi.contract import NFS_PORT
+from cfs_csi.node.servicer import NodeServicer
 from cfs_csi.server import CsiServer, Service
 
 MOUNT_EXIT_FAILURE = 32  # mount(8): "mount failure"

@@ -12,7 +12,7 @@ import threading
 
 import pytest
 
-from cfs_csi.mounter import CommandTimeout, Mounter
+from cfs_csi.node.mounter import CommandTimeout, Mounter
 from test_node_harness import wait_until
 
 TIMEOUT = 0.2

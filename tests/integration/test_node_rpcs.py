@@ -13,7 +13,7 @@ import grpc
 import pytest
 
 from cfs_csi.csipb import csi_pb2
-from cfs_csi.node import TOPOLOGY_ZONE_KEY
+from cfs_csi.contract import TOPOLOGY_ZONE_KEY
 from test_node_harness import ROX, RWOP, capability, running_node
 
 V4_OPTIONS = "vers=4.0,noresvport,hard,timeo=600,retrans=2"

@@ -25,11 +25,11 @@ import pytest
 from cfs_cloud import CfsClient
 
 from cfs_csi.config import MODE_CONTROLLER, DriverConfig, Endpoint
-from cfs_csi.controller import ControllerServicer, build_controller
+from cfs_csi.controller.servicer import ControllerServicer, build_controller
 from cfs_csi.csipb import csi_pb2, csi_pb2_grpc
 from cfs_csi.identity import CachedReadiness, IdentityServicer
 from cfs_csi.server import CsiServer, Service
-from cfs_csi.subdir import ShareAccess
+from cfs_csi.controller.subdir import ShareAccess
 from tests.support.cloud import cloud_config
 
 ZONE = "ap-shanghai-fsi-1"

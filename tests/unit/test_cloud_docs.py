@@ -11,11 +11,12 @@ import re
 from pathlib import Path
 
 import pytest
+from cfs_csi.controller.errors import grpc_status_for
 from grpc import StatusCode
 
 from cfs_cloud.errors import (
     CfsAuthError, CfsError, CfsInternalError, CfsInUse, CfsInvalidParameter, CfsNotFound,
-    CfsResourceExhausted, CfsThrottled, error_for, grpc_status_for,
+    CfsResourceExhausted, CfsThrottled, error_for,
 )
 from cfs_cloud.limits import DOCUMENTED_RATE_LIMITS
 

@@ -5,11 +5,12 @@ import pickle
 
 import grpc
 import pytest
+from cfs_csi.controller.errors import grpc_status_for
 
 from cfs_cloud.errors import (
     CallTimeout, CfsAuthError, CfsError, CfsInternalError, CfsInUse, CfsInvalidParameter,
     CfsNetworkError, CfsNotFound, CfsResourceExhausted, CfsThrottled, FileSystemCreateFailed,
-    WaitTimeout, error_for, grpc_status_for,
+    WaitTimeout, error_for,
 )
 
 

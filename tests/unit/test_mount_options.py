@@ -2,7 +2,7 @@
 
 import pytest
 
-from cfs_csi.mount_options import MountOptionError, nfs_mount_options
+from cfs_csi.node.mount_options import MountOptionError, nfs_mount_options
 
 V4_DEFAULT = ("vers=4.0", "noresvport", "hard", "timeo=600", "retrans=2")
 V3_DEFAULT = ("vers=3", "nolock", "proto=tcp", "noresvport", "hard", "timeo=600", "retrans=2")

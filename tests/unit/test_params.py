@@ -2,8 +2,8 @@
 
 import pytest
 
-from cfs_csi import params
-from cfs_csi.params import AccessRule, ParameterError
+from cfs_csi.controller import params
+from cfs_csi.controller.params import AccessRule, ParameterError
 
 
 def test_filesystem_defaults_use_driver_clients():

@@ -2,9 +2,9 @@
 
 import pytest
 
-from cfs_csi import volume_id
-from cfs_csi.params import ParameterError
-from cfs_csi.volume_id import FilesystemVolume, MalformedVolumeId, Share, SubdirVolume
+from cfs_csi import contract as volume_id
+from cfs_csi.controller.params import ParameterError
+from cfs_csi.contract import FilesystemVolume, MalformedVolumeId, Share, SubdirVolume
 
 
 @pytest.mark.parametrize("volume,encoded", [

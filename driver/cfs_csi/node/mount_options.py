@@ -18,8 +18,8 @@ import ipaddress
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-NFS_V3 = "3"
-NFS_V4 = "4"
+from cfs_csi.contract import NFS_V3, NFS_V4
+
 # volume_capability.mount.fs_type values that mean NFS (empty: the CO left it to the plugin).
 NFS_FS_TYPES = ("", "nfs", "nfs4")
 

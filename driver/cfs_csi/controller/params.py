@@ -14,6 +14,23 @@ from dataclasses import dataclass
 
 from cfs_cloud.rules import RW_PERMISSIONS, USER_PERMISSIONS, normalize_client
 
+from cfs_csi.contract import (
+    FILE_SYSTEM_ID,
+    FILE_SYSTEM_ID_RE,
+    FILESYSTEM_ON_DELETE,
+    FSID,
+    FSID_RE,
+    MOUNT_OPTIONS,
+    NFS_VERSIONS,
+    ON_DELETE_DELETE,
+    SERVER,
+    SUBDIR_ON_DELETE,
+    VERS,
+    ParameterError,
+    validate_relative_path,
+    validate_server,
+)
+
 # --- keys ---------------------------------------------------------------------------------
 PROVISIONING_MODE = "provisioningMode"
 ZONE = "zone"
@@ -26,14 +43,9 @@ RW_PERMISSION = "rwPermission"
 USER_PERMISSION = "userPermission"
 MOUNT_IP = "mountIP"
 RESOURCE_TAGS = "resourceTags"
-VERS = "vers"
 FS_NAME_PREFIX = "fsNamePrefix"
 ON_DELETE = "onDelete"
-MOUNT_OPTIONS = "mountOptions"
 # subdir mode
-FILE_SYSTEM_ID = "fileSystemId"
-SERVER = "server"
-FSID = "fsid"
 SUB_DIR = "subDir"
 MOUNT_PERMISSIONS = "mountPermissions"
 UID = "uid"
@@ -49,12 +61,6 @@ MODE_FILESYSTEM = "filesystem"
 MODE_SUBDIR = "subdir"
 STORAGE_TYPES = ("SD", "HP")
 READ_ONLY, READ_WRITE = RW_PERMISSIONS
-NFS_VERSIONS = ("3", "4")
-ON_DELETE_DELETE = "delete"
-ON_DELETE_RETAIN = "retain"
-ON_DELETE_ARCHIVE = "archive"
-FILESYSTEM_ON_DELETE = (ON_DELETE_DELETE, ON_DELETE_RETAIN)
-SUBDIR_ON_DELETE = (ON_DELETE_DELETE, ON_DELETE_RETAIN, ON_DELETE_ARCHIVE)
 
 COMMON_KEYS = (PROVISIONING_MODE, VERS, ON_DELETE, MOUNT_OPTIONS)
 FILESYSTEM_KEYS = COMMON_KEYS + (
@@ -74,16 +80,7 @@ DEFAULT_MOUNT_PERMISSIONS = 0o777
 MAX_FS_NAME_PREFIX = 20
 # Our own charset for generated names: a safe subset of every CFS name rule.
 NAME_PART_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
-FILE_SYSTEM_ID_RE = re.compile(r"^cfs-[a-z0-9]+$")
-FSID_RE = re.compile(r"^[A-Za-z0-9_-]+$")
-HOSTNAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$")
-# One path component of a subdir volume: no separators, no dot-only names, no ':' (id syntax).
-PATH_COMPONENT_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
 TAG_RE = re.compile(r"^[^:,]+:[^:,]*$")
-
-
-class ParameterError(ValueError):
-    """A StorageClass parameter is unknown or has a value outside the allowed set."""
 
 
 @dataclass(frozen=True)
@@ -276,17 +273,6 @@ def provisioning_mode(params: dict) -> str:
     return _choice(params, PROVISIONING_MODE, (MODE_FILESYSTEM, MODE_SUBDIR), MODE_FILESYSTEM)
 
 
-def validate_server(server: str) -> None:
-    try:
-        ipaddress.IPv4Address(server)
-        return
-    except ValueError:
-        pass
-    if not HOSTNAME_RE.match(server):
-        raise ParameterError(
-            f"parameter {SERVER}={server!r} is invalid; allowed: an IPv4 address or a host name")
-
-
 def check_template(template: str) -> None:
     """Reject templates with unknown variables or a shape that could escape the share."""
     stripped = template
@@ -297,15 +283,6 @@ def check_template(template: str) -> None:
             f"parameter {SUB_DIR}={template!r} uses an unknown variable; allowed: "
             f"{', '.join(TEMPLATE_VARIABLES)}")
     validate_relative_path(stripped, SUB_DIR)
-
-
-def validate_relative_path(path: str, what: str) -> None:
-    """A relative path of safe components: no '..', no absolute path, no empty component."""
-    parts = path.split("/")
-    if not path or any(not PATH_COMPONENT_RE.match(part) for part in parts):
-        raise ParameterError(
-            f"{what} {path!r} is not a safe relative path; allowed: components of letters, "
-            "digits, '.', '-', '_' (not starting with '.' or '-') separated by '/'")
 
 
 def render_subdir(template: str, params: dict, volume_name: str) -> str:

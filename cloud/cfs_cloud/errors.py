@@ -1,13 +1,18 @@
-"""Typed CFS API errors and the one table that maps them to gRPC status codes.
+"""Typed CFS API errors: plain exceptions chosen by the vendor's error code.
 
 Error codes are the vendor's (cfs-docs.txt "公共错误码" and each action's "错误码" list). The
 class of an error is chosen from its code, so callers can `except CfsNotFound` instead of
-comparing strings; the original code, message and RequestId are always kept.
+comparing strings; the original code, message and RequestId are always kept. Callers that must
+map codes to something of their own (the driver to gRPC statuses) use `lookup` with a table of
+(pattern, value) pairs, so all code matching follows one rule.
 """
 
 from __future__ import annotations
 
-import grpc
+from collections.abc import Iterable
+from typing import TypeVar
+
+T = TypeVar("T")
 
 # Codes the SDK itself produces when no CFS reply was parsed (transport failures).
 SDK_NETWORK_CODES = frozenset({"ClientNetworkError", "ServerNetworkError"})
@@ -131,66 +136,18 @@ _CLASS_BY_CODE: tuple[tuple[str, type[CfsError]], ...] = (
     ("LimitExceeded*", CfsResourceExhausted),
 )
 
-# The single CFS-code -> gRPC-status table used by the driver. Same matching rules.
-_GRPC_STATUS_BY_CODE: tuple[tuple[str, grpc.StatusCode], ...] = (
-    # Exact codes whose meaning differs from their family.
-    ("AuthFailure.UnauthorizedOperation", grpc.StatusCode.PERMISSION_DENIED),
-    # The account lacks a grant (CFS service role, KMS allow-list): an operator must act.
-    ("UnsupportedOperation.UnauthorizedCfsQcsRole", grpc.StatusCode.PERMISSION_DENIED),
-    ("UnsupportedOperation.MissingKmsAccessPermission", grpc.StatusCode.PERMISSION_DENIED),
-    # "文件系统配额设置超出上限": CSI answers a capacity beyond the maximum with OUT_OF_RANGE.
-    ("InvalidParameterValue.FsSizeLimitExceeded", grpc.StatusCode.OUT_OF_RANGE),
-    ("FailedOperation.PgroupInUse", grpc.StatusCode.FAILED_PRECONDITION),
-    ("FailedOperation.MountTargetExists", grpc.StatusCode.FAILED_PRECONDITION),
-    # "being updated / being created / wrong transient state": retry later.
-    ("FailedOperation.PgroupIsUpdating", grpc.StatusCode.ABORTED),
-    ("FailedOperation.ClientTokenInUse", grpc.StatusCode.ABORTED),
-    ("InvalidParameterValue.InvalidFsStatus", grpc.StatusCode.ABORTED),
-    ("InvalidParameterValue.InvalidSnapStatus", grpc.StatusCode.ABORTED),
-    ("InvalidParameterValue.SnapSrcFsBusy", grpc.StatusCode.ABORTED),
-    ("WaitTimeout", grpc.StatusCode.ABORTED),
-    ("CallTimeout", grpc.StatusCode.DEADLINE_EXCEEDED),
-    ("FileSystemCreateFailed", grpc.StatusCode.INTERNAL),
-    ("SnapshotCreateFailed", grpc.StatusCode.INTERNAL),
-    ("InvalidAction", grpc.StatusCode.UNIMPLEMENTED),
-    ("NoSuchVersion", grpc.StatusCode.UNIMPLEMENTED),
-    ("UnsupportedRegion", grpc.StatusCode.FAILED_PRECONDITION),
-    # Our own request was malformed (DryRun is never sent, GET/POST are the only methods we
-    # use), or a generic failure the docs give no cause for: nothing the caller can change.
-    ("DryRunOperation", grpc.StatusCode.INTERNAL),
-    ("UnsupportedProtocol", grpc.StatusCode.INTERNAL),
-    ("FailedOperation*", grpc.StatusCode.INTERNAL),
-    # Families.
-    ("ResourceNotFound*", grpc.StatusCode.NOT_FOUND),
-    ("InvalidParameter*", grpc.StatusCode.INVALID_ARGUMENT),
-    ("InvalidParameterValue*", grpc.StatusCode.INVALID_ARGUMENT),
-    ("MissingParameter*", grpc.StatusCode.INVALID_ARGUMENT),
-    ("UnknownParameter*", grpc.StatusCode.INVALID_ARGUMENT),
-    ("ResourceInsufficient*", grpc.StatusCode.RESOURCE_EXHAUSTED),
-    ("LimitExceeded*", grpc.StatusCode.RESOURCE_EXHAUSTED),
-    ("ResourceInUse*", grpc.StatusCode.FAILED_PRECONDITION),
-    ("UnsupportedOperation*", grpc.StatusCode.FAILED_PRECONDITION),
-    ("UnauthorizedOperation*", grpc.StatusCode.PERMISSION_DENIED),
-    ("AuthFailure*", grpc.StatusCode.UNAUTHENTICATED),
-    ("InvalidCredential", grpc.StatusCode.UNAUTHENTICATED),
-    ("RequestLimitExceeded*", grpc.StatusCode.UNAVAILABLE),
-    ("InternalError*", grpc.StatusCode.UNAVAILABLE),
-    ("ResourceUnavailable*", grpc.StatusCode.UNAVAILABLE),
-    ("ClientNetworkError", grpc.StatusCode.UNAVAILABLE),
-    ("ServerNetworkError", grpc.StatusCode.UNAVAILABLE),
-)
-
-
-def _matches(pattern: str, code: str) -> bool:
+def matches(pattern: str, code: str) -> bool:
+    """`X*` matches X and X.<anything>; any other pattern matches only itself."""
     if pattern.endswith("*"):
         family = pattern[:-1]
         return code == family or code.startswith(family + ".")
     return code == pattern
 
 
-def _lookup(table, code: str, default):
+def lookup(table: Iterable[tuple[str, T]], code: str, default: T) -> T:
+    """The value of the first (pattern, value) pair whose pattern matches `code`."""
     for pattern, value in table:
-        if _matches(pattern, code):
+        if matches(pattern, code):
             return value
     return default
 
@@ -199,9 +156,5 @@ def error_for(code: str, message: str = "", request_id: str | None = None) -> Cf
     """The typed error for a CFS (or SDK transport) error code."""
     if code in SDK_NETWORK_CODES:
         return CfsNetworkError(code, message, request_id)
-    return _lookup(_CLASS_BY_CODE, code, CfsError)(code, message, request_id)
+    return lookup(_CLASS_BY_CODE, code, CfsError)(code, message, request_id)
 
-
-def grpc_status_for(err: CfsError) -> grpc.StatusCode:
-    """The gRPC status a CSI call should answer with for this CFS error."""
-    return _lookup(_GRPC_STATUS_BY_CODE, err.code, grpc.StatusCode.INTERNAL)

@@ -33,30 +33,21 @@ from collections.abc import Callable, Iterable, Mapping
 
 import grpc
 
-from cfs_csi import params
+from cfs_csi import contract
+from cfs_csi.contract import NFS_PORT, NFS_V3, TOPOLOGY_ZONE_KEY
 from cfs_csi.csipb import csi_pb2, csi_pb2_grpc
 from cfs_csi.locks import KeyLocks
-from cfs_csi.mount_options import (
-    NFS_FS_TYPES, NFS_V3, MountOptionError, NfsMountOptions, nfs_mount_options)
-from cfs_csi.mounter import CommandFailed, CommandTimeout, Mounter, is_stale
+from cfs_csi.node.mount_options import (
+    NFS_FS_TYPES, MountOptionError, NfsMountOptions, nfs_mount_options)
+from cfs_csi.node.mounter import CommandFailed, CommandTimeout, Mounter, is_stale
 from cfs_csi.status import RpcError
 
 log = logging.getLogger(__name__)
 
-TOPOLOGY_ZONE_KEY = "topology.cfs.csi.tencentcloud.com/zone"
-NFS_PORT = 2049
 # The reachability probe before a mount and in stats: long enough for a VPC round trip.
 REACHABILITY_TIMEOUT_SECONDS = 3.0
 
-# Volume context keys (docs/ARCHITECTURE.md); also the static-PV volumeAttributes.
-CONTEXT_SERVER = params.SERVER
-CONTEXT_FSID = params.FSID
-CONTEXT_PATH = "path"
-CONTEXT_VERS = params.VERS
-CONTEXT_MOUNT_OPTIONS = params.MOUNT_OPTIONS
-CONTEXT_SUB_PATH = "subPath"
-CONTEXT_KEYS = (CONTEXT_SERVER, CONTEXT_FSID, CONTEXT_PATH, CONTEXT_VERS, params.FILE_SYSTEM_ID,
-                CONTEXT_MOUNT_OPTIONS, CONTEXT_SUB_PATH)
+# The volume context's own keys are contract.CONTEXT_KEYS (also the static-PV volumeAttributes).
 # Kubernetes adds prefixed keys of its own: the kubelet's pod info (podInfoOnMount) and
 # `csi.storage.k8s.io/ephemeral`, the provisioner's `storage.kubernetes.io/csiProvisionerIdentity`.
 # Only unprefixed keys are ours, so only those can be typos.
@@ -102,8 +93,8 @@ def _relative_path(context: Mapping[str, str], key: str) -> str:
     value = context.get(key, "").strip("/")
     if value:
         try:
-            params.validate_relative_path(value, f"volume context {key}")
-        except params.ParameterError as err:
+            contract.validate_relative_path(value, f"volume context {key}")
+        except contract.ParameterError as err:
             raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, str(err)) from None
     return value
 
@@ -112,44 +103,44 @@ def nfs_volume(context: Mapping[str, str], mount_flags: Iterable[str] = (),
                read_only: bool = False) -> NfsVolume:
     """Read the volume context (or static-PV attributes); INVALID_ARGUMENT names a bad key."""
     unknown = sorted(key for key in context
-                     if KUBERNETES_KEY_SEPARATOR not in key and key not in CONTEXT_KEYS)
+                     if KUBERNETES_KEY_SEPARATOR not in key and key not in contract.CONTEXT_KEYS)
     if unknown:
         raise RpcError(grpc.StatusCode.INVALID_ARGUMENT,
                        f"volume context key {unknown[0]!r} is unknown; allowed keys: "
-                       f"{', '.join(CONTEXT_KEYS)}")
-    server = context.get(CONTEXT_SERVER, "")
+                       f"{', '.join(contract.CONTEXT_KEYS)}")
+    server = context.get(contract.SERVER, "")
     if not server:
         raise RpcError(grpc.StatusCode.INVALID_ARGUMENT,
-                       f"volume context has no {CONTEXT_SERVER!r} (the mount target IP); static "
-                       f"PVs set {CONTEXT_SERVER}, {CONTEXT_FSID}, {CONTEXT_PATH} and "
-                       f"{CONTEXT_VERS} in volumeAttributes")
+                       f"volume context has no {contract.SERVER!r} (the mount target IP); static "
+                       f"PVs set {contract.SERVER}, {contract.FSID}, {contract.PATH} and "
+                       f"{contract.VERS} in volumeAttributes")
     try:
-        params.validate_server(server)
-    except params.ParameterError as err:
+        contract.validate_server(server)
+    except contract.ParameterError as err:
         raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, f"volume context: {err}") from None
-    vers = context.get(CONTEXT_VERS, "4")
-    if vers not in params.NFS_VERSIONS:
+    vers = context.get(contract.VERS, "4")
+    if vers not in contract.NFS_VERSIONS:
         raise RpcError(grpc.StatusCode.INVALID_ARGUMENT,
-                       f"volume context {CONTEXT_VERS}={vers!r} is invalid; allowed: "
-                       f"{', '.join(params.NFS_VERSIONS)}")
+                       f"volume context {contract.VERS}={vers!r} is invalid; allowed: "
+                       f"{', '.join(contract.NFS_VERSIONS)}")
     try:
         options = nfs_mount_options(
-            vers, [context.get(CONTEXT_MOUNT_OPTIONS, ""), *mount_flags], read_only)
+            vers, [context.get(contract.MOUNT_OPTIONS, ""), *mount_flags], read_only)
     except MountOptionError as err:
         raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, str(err)) from None
-    fsid = context.get(CONTEXT_FSID, "")
+    fsid = context.get(contract.FSID, "")
     if options.vers == NFS_V3 and not fsid:
         raise RpcError(grpc.StatusCode.INVALID_ARGUMENT,
-                       f"volume context has no {CONTEXT_FSID!r}: NFSv3 mounts <server>:/<fsid>")
-    if fsid and not params.FSID_RE.match(fsid):
+                       f"volume context has no {contract.FSID!r}: NFSv3 mounts <server>:/<fsid>")
+    if fsid and not contract.FSID_RE.match(fsid):
         raise RpcError(grpc.StatusCode.INVALID_ARGUMENT,
-                       f"volume context {CONTEXT_FSID}={fsid!r} is invalid; allowed: letters, "
+                       f"volume context {contract.FSID}={fsid!r} is invalid; allowed: letters, "
                        "digits, '-', '_'")
     return NfsVolume(
         server=server,
-        export_path=export_path(options.vers, fsid, _relative_path(context, CONTEXT_PATH)),
+        export_path=export_path(options.vers, fsid, _relative_path(context, contract.PATH)),
         options=options,
-        sub_path=_relative_path(context, CONTEXT_SUB_PATH),
+        sub_path=_relative_path(context, contract.SUB_PATH),
     )
 
 
@@ -405,7 +396,7 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
             with self._hold(context, volume_id, staging):  # pods publishing meanwhile: ABORTED
                 self._mount_nfs_once(_requested_volume(request, staged.read_only), staging)
             staged = self.mounter.find_mount(staging)
-        sub_path = _relative_path(request.volume_context, CONTEXT_SUB_PATH)
+        sub_path = _relative_path(request.volume_context, contract.SUB_PATH)
         source = os.path.join(staging, sub_path) if sub_path else staging
         if not self.mounter.is_directory(source):
             what = f"sub-path {sub_path!r}" if sub_path else f"staged mount {staging}"

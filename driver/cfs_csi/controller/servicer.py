@@ -19,22 +19,23 @@ import grpc
 from cfs_cloud import CfsClient, CloudConfig
 from cfs_cloud.errors import CfsInternalError, CfsNotFound, CfsThrottled
 
-from cfs_csi import params, snapshots, subdir
+from cfs_csi import contract
+from cfs_csi.controller import params, snapshots, subdir
 from cfs_csi.config import DriverConfig
 from cfs_csi.csipb import csi_pb2, csi_pb2_grpc
-from cfs_csi.filesystems import (
+from cfs_csi.controller.filesystems import (
     GIB, FileSystems, ProvisionRequest, check_capacity_range, check_source_fits, mount_target,
     size_limit_gb,
 )
 from cfs_csi.locks import KeyLocks
-from cfs_csi.mount_options import NFS_FS_TYPES, MountOptionError, nfs_mount_options
-from cfs_csi.mounter import Mounter
-from cfs_csi.node import TOPOLOGY_ZONE_KEY
-from cfs_csi.pgroups import ManagedGroups
-from cfs_csi.rpc_errors import abort_on_error
+from cfs_csi.node.mount_options import NFS_FS_TYPES, MountOptionError, nfs_mount_options
+from cfs_csi.node.mounter import Mounter
+from cfs_csi.contract import TOPOLOGY_ZONE_KEY
+from cfs_csi.controller.pgroups import ManagedGroups
+from cfs_csi.controller.errors import abort_on_error
 from cfs_csi.status import RpcError, invalid
-from cfs_csi.subdir import MountedShareAccess, ShareAccess
-from cfs_csi.volume_id import FilesystemVolume, MalformedVolumeId, Share, SubdirVolume, decode
+from cfs_csi.controller.subdir import MountedShareAccess, ShareAccess
+from cfs_csi.contract import FilesystemVolume, MalformedVolumeId, Share, SubdirVolume, decode
 
 log = logging.getLogger(__name__)
 
@@ -135,8 +136,8 @@ def _check_validation_request(volume: FilesystemVolume | SubdirVolume, request,
     if context.get(key, own) != own:
         raise invalid(f"volume_context: {key}={context[key]!r} does not belong to volume "
                       f"{volume.encode()}")
-    vers = context.get(params.VERS, "4")
-    check_capabilities(request.volume_capabilities, vers if vers in params.NFS_VERSIONS else "4")
+    vers = context.get(contract.VERS, "4")
+    check_capabilities(request.volume_capabilities, vers if vers in contract.NFS_VERSIONS else "4")
 
 
 def _zones_of(topologies) -> list[str]:
@@ -360,7 +361,7 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
             with self.locks.hold_or_abort(context, request.volume_id):
                 if isinstance(volume, SubdirVolume):
                     self._delete_subdir(volume)
-                elif volume.on_delete == params.ON_DELETE_RETAIN:
+                elif volume.on_delete == contract.ON_DELETE_RETAIN:
                     self.file_systems.release(client, volume.file_system_id)
                 else:
                     self.file_systems.delete(client, volume.file_system_id)
@@ -441,7 +442,7 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
                 self._file_system(client, volume)
             try:
                 _check_validation_request(volume, request, self.default_allowed_clients)
-            except (RpcError, params.ParameterError, MountOptionError) as err:
+            except (RpcError, contract.ParameterError, MountOptionError) as err:
                 return csi_pb2.ValidateVolumeCapabilitiesResponse(message=str(err))
             # Confirmed echoes only what was checked above: capabilities, parameters, context.
             return csi_pb2.ValidateVolumeCapabilitiesResponse(

@@ -18,8 +18,8 @@ import grpc
 from cfs_cloud import CfsClient
 from cfs_cloud.errors import CfsError, CfsNetworkError, CfsNotFound, FileSystemCreateFailed, WaitTimeout
 
-from cfs_csi import params
-from cfs_csi.pgroups import ManagedGroups, managed_group_name
+from cfs_csi.controller import params
+from cfs_csi.controller.pgroups import ManagedGroups, managed_group_name
 from cfs_csi.status import RpcError, invalid
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""`python -m cfs_csi.demo` (`make demo`): the whole product on one machine, no cloud account.
+"""`python -m cfs_demo` (`make demo`): the whole product on one machine, no cloud account.
 
 Starts the reference CFS service (serving each file system over NFS with nfs-ganesha when it is
 installed), the controller and the node plugin (`cfs-csi-driver --mode controller|node`, each on
@@ -31,8 +31,8 @@ from pathlib import Path
 import grpc
 
 from cfs_csi.csipb import csi_pb2, csi_pb2_grpc
-from cfs_csi.mounter import nfs_mount_command
-from cfs_csi.node import NFS_PORT, nfs_unreachable, nfs_volume
+from cfs_csi.contract import NFS_PORT
+from cfs_csi.node import nfs_mount_command, nfs_unreachable, nfs_volume
 from cfs_csi.status import RpcError
 
 REGION = "ap-shanghai-fsi"
@@ -390,7 +390,7 @@ def run_tool(argv: list[str]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cfs_csi.demo", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m cfs_demo", description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, help="keep state and logs here (default: a "
                         "temporary directory, removed afterwards)")
     parser.add_argument("--create-delay", type=float, default=1.0,
@@ -418,6 +418,3 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"--- last lines of {log.name}", *tail, sep="\n", flush=True)
             return 1
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -21,7 +21,7 @@ import threading
 from cfs_cloud import CfsClient
 from cfs_cloud.errors import CfsInUse, CfsInvalidParameter, CfsNotFound
 
-from cfs_csi.params import AccessRule
+from cfs_csi.controller.params import AccessRule
 
 log = logging.getLogger(__name__)
 

@@ -18,10 +18,11 @@ from cfs_cloud import CfsClient
 from cfs_cloud.errors import CfsNotFound, SnapshotCreateFailed, WaitTimeout
 from google.protobuf import timestamp_pb2
 
-from cfs_csi import params
+from cfs_csi import contract
+from cfs_csi.controller import params
 from cfs_csi.csipb import csi_pb2
 from cfs_csi.status import RpcError
-from cfs_csi.volume_id import FilesystemVolume
+from cfs_csi.contract import FilesystemVolume
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ def _timestamp(text: str | None) -> timestamp_pb2.Timestamp:
 def _source_on_delete(info: dict) -> str:
     tags = {tag.get("TagKey"): tag.get("TagValue") for tag in info.get("Tags") or []}
     policy = tags.get(ON_DELETE_TAG)
-    return policy if policy in params.FILESYSTEM_ON_DELETE else params.ON_DELETE_DELETE
+    return policy if policy in contract.FILESYSTEM_ON_DELETE else contract.ON_DELETE_DELETE
 
 
 def to_csi(info: dict) -> csi_pb2.Snapshot:
@@ -105,7 +106,7 @@ def create(client: CfsClient, name: str, source: FilesystemVolume) -> dict:
                 f"{found.get('Status')}; it was deleted, a retry takes a new one")
         return found
     body = {"FileSystemId": file_system_id, "SnapshotName": name}
-    if source.on_delete != params.ON_DELETE_DELETE:
+    if source.on_delete != contract.ON_DELETE_DELETE:
         body["ResourceTags"] = [{"TagKey": ON_DELETE_TAG, "TagValue": source.on_delete}]
     reply = client.call("CreateCfsSnapshot", body)
     log.info("created snapshot %s (%s) of %s", reply["SnapshotId"], name, file_system_id)

@@ -27,9 +27,11 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Protocol
 
-from cfs_csi import mount_options, params
-from cfs_csi.mounter import CommandFailed, CommandTimeout, Mounter
-from cfs_csi.volume_id import Share
+from cfs_csi import contract
+from cfs_csi.controller import params
+from cfs_csi.node import mount_options
+from cfs_csi.node.mounter import CommandFailed, CommandTimeout, Mounter
+from cfs_csi.contract import Share
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +152,7 @@ def recorded_capacity(root: Path, path: str) -> int:
 
 def create_directory(root: Path, path: str, sub: params.SubdirParams, capacity_bytes: int) -> None:
     """Create the volume directory (idempotent) with the class's mode and owner."""
-    params.validate_relative_path(path, "subdir path")
+    contract.validate_relative_path(path, "subdir path")
     fd = _open_dir_nofollow(root, path.split("/"), create_mode=sub.mount_permissions)
     try:
         os.chmod(fd, sub.mount_permissions)  # mkdir's mode is filtered by the umask
@@ -190,9 +192,9 @@ def _apply_policy(parent_fd: int, leaf: str, on_delete: str) -> None:
         return
     if not stat.S_ISDIR(info.st_mode):
         raise UnsafePath(f"{leaf!r} inside the share is a symlink or not a directory")
-    if on_delete == params.ON_DELETE_RETAIN:
+    if on_delete == contract.ON_DELETE_RETAIN:
         return
-    if on_delete == params.ON_DELETE_ARCHIVE:
+    if on_delete == contract.ON_DELETE_ARCHIVE:
         # Only the leaf is renamed; parents (e.g. the namespace directory) stay.
         os.rename(leaf, _free_archive_name(parent_fd, leaf), src_dir_fd=parent_fd, dst_dir_fd=parent_fd)
         return

@@ -1,0 +1,3 @@
+from cfs_demo.walkthrough import main
+
+raise SystemExit(main())
