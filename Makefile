@@ -5,13 +5,21 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 APT_PACKAGES := nfs-ganesha nfs-ganesha-vfs nfs-common libnfs-utils rpcbind iproute2 util-linux
 
-.PHONY: demo test system-deps venv stubs manifests
+.PHONY: demo test verify system-deps venv stubs manifests
 
 demo: system-deps venv
 	$(PY) -m cfs_demo
 
 test: system-deps venv
 	$(PY) -m pytest -n 2 --dist loadfile -q -rfEs
+
+# The architecture's rules checked by tools: lint and format (ruff), types (mypy; strict on the
+# cloud client and the controller/node contract), layer contracts (import-linter, pyproject.toml).
+verify: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 system-deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

@@ -54,8 +54,12 @@ def notice_latencies(ref, client: CfsClient, rounds: int) -> list[float]:
     ref.admin.configure(create_delay=CREATE_DELAY)
     latencies = []
     for i in range(rounds):
-        params = {"Zone": f"{ref.region}-1", "NetInterface": "BASIC", "PGroupId": "pgroupbasic",
-                  "FsName": f"bench-{i}"}
+        params = {
+            "Zone": f"{ref.region}-1",
+            "NetInterface": "BASIC",
+            "PGroupId": "pgroupbasic",
+            "FsName": f"bench-{i}",
+        }
         fs_id = client.call("CreateCfsFileSystem", params)["FileSystemId"]
         available_at = time.monotonic() + CREATE_DELAY
         client.wait_file_system_available(fs_id, timeout=30)
@@ -69,11 +73,15 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5, help="creates for the notice latency")
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory() as tmp, running_reference(
-            Path(tmp), create_delay=0.05, nfs="off", extra_args=["--no-rate-limits"]) as ref:
-        sdk = SdkCfsClient(Credential(ref.secret_id, ref.secret_key), ref.region,
-                           ClientProfile(httpProfile=HttpProfile(endpoint=ref.endpoint,
-                                                                 protocol="http")))
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        running_reference(Path(tmp), create_delay=0.05, nfs="off", extra_args=["--no-rate-limits"]) as ref,
+    ):
+        sdk = SdkCfsClient(
+            Credential(ref.secret_id, ref.secret_key),
+            ref.region,
+            ClientProfile(httpProfile=HttpProfile(endpoint=ref.endpoint, protocol="http")),
+        )
         ours = cloud_client(ref, rate_limits={ACTION: 0})
         # Interleave the two so drift in machine load hits both alike.
         raw_times, our_times = [], []
@@ -87,13 +95,19 @@ def main() -> int:
     print(f"raw SDK:   {raw * 1e6:8.1f} us/call")
     print(f"cfs_cloud: {our * 1e6:8.1f} us/call")
     print(f"overhead:  {(our - raw) * 1e6:8.1f} us/call")
-    print(f"ratio cfs_cloud/raw = {ratio:.3f} (floor: <= {FLOOR_RATIO:.2f}) "
-          f"{'OK' if ratio <= FLOOR_RATIO else 'ABOVE FLOOR'}")
-    print(f"waiter notice latency: median {statistics.median(latencies) * 1e3:.0f} ms, "
-          f"max {max(latencies) * 1e3:.0f} ms over {len(latencies)} creates")
-    print(f"ratio max latency/poll_max_interval = {notice_ratio:.2f} "
-          f"(floor: <= {NOTICE_FLOOR_RATIO:.1f}) "
-          f"{'OK' if notice_ratio <= NOTICE_FLOOR_RATIO else 'ABOVE FLOOR'}")
+    print(
+        f"ratio cfs_cloud/raw = {ratio:.3f} (floor: <= {FLOOR_RATIO:.2f}) "
+        f"{'OK' if ratio <= FLOOR_RATIO else 'ABOVE FLOOR'}"
+    )
+    print(
+        f"waiter notice latency: median {statistics.median(latencies) * 1e3:.0f} ms, "
+        f"max {max(latencies) * 1e3:.0f} ms over {len(latencies)} creates"
+    )
+    print(
+        f"ratio max latency/poll_max_interval = {notice_ratio:.2f} "
+        f"(floor: <= {NOTICE_FLOOR_RATIO:.1f}) "
+        f"{'OK' if notice_ratio <= NOTICE_FLOOR_RATIO else 'ABOVE FLOOR'}"
+    )
     return 0 if ratio <= FLOOR_RATIO and notice_ratio <= NOTICE_FLOOR_RATIO else 1
 
 

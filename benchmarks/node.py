@@ -17,8 +17,7 @@ from pathlib import Path
 from tests.integration.test_node_harness import running_node
 
 SERVER = "127.0.0.1"
-TARGETS_MS = {"NodePublishVolume p50": 10.0, "NodeUnpublishVolume p50": 10.0,
-              "NodeGetVolumeStats p50": 2.0}
+TARGETS_MS = {"NodePublishVolume p50": 10.0, "NodeUnpublishVolume p50": 10.0, "NodeGetVolumeStats p50": 2.0}
 
 
 def timed(call) -> float:
@@ -39,10 +38,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="cfs-node-bench-") as workdir:
         work = Path(workdir)
         (work / "export").mkdir()
-        with running_node(work / "node", exports={f"{SERVER}:/": work / "export"},
-                          servers=[SERVER]) as node:
-            volumes = [(f"fs:cfs-bench{i:04d}", work / f"staging/{i}", work / f"pods/{i}")
-                       for i in range(args.volumes)]
+        with running_node(work / "node", exports={f"{SERVER}:/": work / "export"}, servers=[SERVER]) as node:
+            volumes = [
+                (f"fs:cfs-bench{i:04d}", work / f"staging/{i}", work / f"pods/{i}")
+                for i in range(args.volumes)
+            ]
             context = {"server": SERVER, "path": "/", "vers": "4"}
             for volume_id, staging, _ in volumes:
                 node.stage(volume_id, staging, context)

@@ -30,12 +30,17 @@ from pathlib import Path
 
 from cfs_cloud import CfsClient
 from cfs_cloud.limits import DOCUMENTED_RATE_LIMITS, UNDOCUMENTED_ACTION_RATE_LIMIT
+from cfs_operator.config import OperatorConfig
 from tests.support.kube import (
-    PGROUP_RESOURCE, Cluster, condition_is, fast_cloud_config, kube_api, objects_of, running_operator,
+    PGROUP_RESOURCE,
+    Cluster,
+    condition_is,
+    fast_cloud_config,
+    kube_api,
+    objects_of,
+    running_operator,
 )
 from tests.support.reference import running_reference
-
-from cfs_operator.config import OperatorConfig
 
 TARGET_RATIO = 1.2
 DRIFT_INTERVAL = 30.0
@@ -43,16 +48,28 @@ DRIFT_INTERVAL = 30.0
 
 def group(index: int, rules: int) -> dict:
     return {
-        "apiVersion": "cfs.tencentcloud.com/v1alpha1", "kind": "CfsPermissionGroup",
+        "apiVersion": "cfs.tencentcloud.com/v1alpha1",
+        "kind": "CfsPermissionGroup",
         "metadata": {"name": f"bench-{index:04d}"},
-        "spec": {"rules": [{"clientIp": f"10.{index // 250}.{index % 250}.{r}", "rwPermission": "RW",
-                            "userPermission": "no_root_squash", "priority": r + 1} for r in range(rules)]},
+        "spec": {
+            "rules": [
+                {
+                    "clientIp": f"10.{index // 250}.{index % 250}.{r}",
+                    "rwPermission": "RW",
+                    "userPermission": "no_root_squash",
+                    "priority": r + 1,
+                }
+                for r in range(rules)
+            ]
+        },
     }
 
 
 def per_action_floor(calls: dict[str, int]) -> tuple[float, str]:
-    seconds = {action: n / DOCUMENTED_RATE_LIMITS.get(action, UNDOCUMENTED_ACTION_RATE_LIMIT)
-               for action, n in calls.items()}
+    seconds = {
+        action: n / DOCUMENTED_RATE_LIMITS.get(action, UNDOCUMENTED_ACTION_RATE_LIMIT)
+        for action, n in calls.items()
+    }
     busiest = max(seconds, key=seconds.get)
     return seconds[busiest], busiest
 
@@ -76,14 +93,20 @@ async def run(groups: int, rules: int, work_dir: Path) -> bool:
             async with running_operator(api, cloud_config, config):
                 ref.admin.reset_calls()
                 started, t0 = time.perf_counter(), time.time()
-                await asyncio.gather(*(cluster.create(PGROUP_RESOURCE, group(i, rules)) for i in range(groups)))
+                await asyncio.gather(
+                    *(cluster.create(PGROUP_RESOURCE, group(i, rules)) for i in range(groups))
+                )
 
                 def all_ready() -> bool:
                     objects = list(objects_of(api, PGROUP_RESOURCE))
                     quota = [obj for obj in objects if condition_is(obj, "Synced", "False", "QuotaExceeded")]
                     if quota:
-                        message = next(c["message"] for c in quota[0]["status"]["conditions"] if c["type"] == "Synced")
-                        raise SystemExit(f"{len(quota)} permission group(s) refused by the reference: {message}")
+                        message = next(
+                            c["message"] for c in quota[0]["status"]["conditions"] if c["type"] == "Synced"
+                        )
+                        raise SystemExit(
+                            f"{len(quota)} permission group(s) refused by the reference: {message}"
+                        )
                     return sum(condition_is(obj, "Ready", "True") for obj in objects) == groups
 
                 # Generous: three times the floor plus start-up, so a stuck run ends with an error.
@@ -99,15 +122,22 @@ async def run(groups: int, rules: int, work_dir: Path) -> bool:
 
                 print(f"operator: {groups} permission groups x {rules} rules applied at once")
                 print(f"  time to all Ready      {wall:8.2f} s")
-                print(f"  floor                  {floor:8.2f} s  ({busiest}: {calls[busiest]} calls at "
-                      f"{DOCUMENTED_RATE_LIMITS.get(busiest, UNDOCUMENTED_ACTION_RATE_LIMIT):g}/s)")
+                print(
+                    f"  floor                  {floor:8.2f} s  ({busiest}: {calls[busiest]} calls at "
+                    f"{DOCUMENTED_RATE_LIMITS.get(busiest, UNDOCUMENTED_ACTION_RATE_LIMIT):g}/s)"
+                )
                 print(f"  ratio                  {ratio:8.3f}    (target <= {TARGET_RATIO})")
-                print(f"  API calls per object   {total / groups:8.2f}    ({total} calls: "
-                      + ", ".join(f"{a} {n}" for a, n in sorted(calls.items())) + ")")
+                print(
+                    f"  API calls per object   {total / groups:8.2f}    ({total} calls: "
+                    + ", ".join(f"{a} {n}" for a, n in sorted(calls.items()))
+                    + ")"
+                )
                 print(f"  throttled replies      {throttled:8d}")
                 stamps = sorted(float(stamp) for stamp, _ in log[busiest]["calls"])
-                print(f"  {busiest} span  {stamps[-1] - stamps[0]:8.2f} s  (first call {stamps[0] - t0:.2f} s "
-                      f"after apply, last {stamps[-1] - t0:.2f} s)")
+                print(
+                    f"  {busiest} span  {stamps[-1] - stamps[0]:8.2f} s  (first call {stamps[0] - t0:.2f} s "
+                    f"after apply, last {stamps[-1] - t0:.2f} s)"
+                )
 
                 # Drift: one rule deleted in the "console"; the timer notices and recreates it.
                 victim = cluster.get(PGROUP_RESOURCE, "bench-0000")
@@ -120,9 +150,15 @@ async def run(groups: int, rules: int, work_dir: Path) -> bool:
                     return condition_is(obj, "Synced", "True", "DriftRepaired")
 
                 latency = await wait_until(repaired, timeout=3 * DRIFT_INTERVAL)
-                present = {r["AuthClientIp"] for r in checker.call("DescribeCfsRules", {"PGroupId": pgroup_id})["RuleList"]}
-                print(f"  drift repair latency   {latency:8.2f} s  (drift interval {DRIFT_INTERVAL:g} s, "
-                      f"{groups} groups sharing the describe limits; rule back: {deleted['clientIp'] in present})")
+                present = {
+                    r["AuthClientIp"]
+                    for r in checker.call("DescribeCfsRules", {"PGroupId": pgroup_id})["RuleList"]
+                }
+                print(
+                    f"  drift repair latency   {latency:8.2f} s  (drift interval {DRIFT_INTERVAL:g} s, "
+                    f"{groups} "
+                    f"groups sharing the describe limits; rule back: {deleted['clientIp'] in present})"
+                )
     return ratio <= TARGET_RATIO and deleted["clientIp"] in present
 
 

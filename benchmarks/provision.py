@@ -17,7 +17,6 @@ Run from the repository root: .venv/bin/python -m benchmarks.provision [--volume
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
 import time
@@ -56,17 +55,18 @@ def run_phase(label: str, calls: list, floor: float, ref) -> tuple[float, dict]:
     wall = time.perf_counter() - started
     log = ref.admin.calls()
     per_action = {action: entry["count"] / len(calls) for action, entry in sorted(log.items())}
-    throttled = sum(1 for entry in log.values() for _, code in entry["calls"]
-                    if code.startswith("RequestLimitExceeded"))
+    throttled = sum(
+        1 for entry in log.values() for _, code in entry["calls"] if code.startswith("RequestLimitExceeded")
+    )
     print(f"\n== {label}: {len(calls)} volumes, {CALLERS} callers")
-    print(f"wall {wall:.2f} s, floor {floor:.2f} s, wall/floor {wall / floor:.3f} "
-          f"(target <= {FLOOR_RATIO})")
+    print(f"wall {wall:.2f} s, floor {floor:.2f} s, wall/floor {wall / floor:.3f} (target <= {FLOOR_RATIO})")
     print(f"API calls per volume: {sum(per_action.values()):.2f}")
     for action, count in per_action.items():
         print(f"  {action:32s} {count:.2f}")
     print(f"throttled replies: {throttled} (target 0)")
-    print(f"per-volume latency p50 {percentile(latencies, 0.5):.2f} s, "
-          f"p99 {percentile(latencies, 0.99):.2f} s")
+    print(
+        f"per-volume latency p50 {percentile(latencies, 0.5):.2f} s, p99 {percentile(latencies, 0.99):.2f} s"
+    )
     return wall / floor, {"calls": sum(per_action.values()), "throttled": throttled}
 
 
@@ -75,8 +75,10 @@ def main() -> int:
     parser.add_argument("--volumes", type=int, default=200)
     args = parser.parse_args()
     n = args.volumes
-    with tempfile.TemporaryDirectory() as tmp, running_reference(
-            Path(tmp) / "reference", create_delay=CREATE_DELAY, nfs="off") as ref:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        running_reference(Path(tmp) / "reference", create_delay=CREATE_DELAY, nfs="off") as ref,
+    ):
         driver = DriverProcess(Path(tmp), ref, create_timeout=120, log_level="INFO")
         try:
             controller = driver.start()
@@ -85,35 +87,48 @@ def main() -> int:
             lone = controller.create("pvc-bench-single")
             single = time.perf_counter() - started
             controller.delete(lone.volume_id)
-            print(f"single volume: {single:.2f} s, minus creation delay {single - CREATE_DELAY:.2f} s "
-                  f"(target <= {SINGLE_VOLUME_OVERHEAD})")
+            print(
+                f"single volume: {single:.2f} s, minus creation delay {single - CREATE_DELAY:.2f} s "
+                f"(target <= {SINGLE_VOLUME_OVERHEAD})"
+            )
 
             volumes = {}
 
             def create(index: int):
                 def call():
                     volumes[index] = controller.stub.CreateVolume(
-                        create_request(f"pvc-bench-{index:04d}"), timeout=300).volume
+                        create_request(f"pvc-bench-{index:04d}"), timeout=300
+                    ).volume
+
                 return call
 
             create_ratio, create_stats = run_phase(
-                "create", [create(i) for i in range(n)], n / CREATE_LIMIT + CREATE_DELAY, ref)
+                "create", [create(i) for i in range(n)], n / CREATE_LIMIT + CREATE_DELAY, ref
+            )
             fs_count = len(ref.admin.state()["FileSystems"])
             print(f"file systems: {fs_count}, leaked/duplicated: {fs_count - n} (must be 0)")
 
             def delete(volume):
                 return lambda: controller.stub.DeleteVolume(
-                    csi_pb2.DeleteVolumeRequest(volume_id=volume.volume_id), timeout=300)
+                    csi_pb2.DeleteVolumeRequest(volume_id=volume.volume_id), timeout=300
+                )
 
             delete_ratio, delete_stats = run_phase(
-                "delete", [delete(v) for v in volumes.values()], n / DELETE_LIMIT, ref)
+                "delete", [delete(v) for v in volumes.values()], n / DELETE_LIMIT, ref
+            )
             left = len(ref.admin.state()["FileSystems"])
             print(f"file systems left after delete: {left} (must be 0)")
         finally:
             driver.kill()
-    ok = (create_ratio <= FLOOR_RATIO and create_stats["calls"] <= MAX_CALLS_PER_VOLUME
-          and create_stats["throttled"] == 0 and delete_stats["throttled"] == 0
-          and fs_count == n and left == 0 and single - CREATE_DELAY <= SINGLE_VOLUME_OVERHEAD)
+    ok = (
+        create_ratio <= FLOOR_RATIO
+        and create_stats["calls"] <= MAX_CALLS_PER_VOLUME
+        and create_stats["throttled"] == 0
+        and delete_stats["throttled"] == 0
+        and fs_count == n
+        and left == 0
+        and single - CREATE_DELAY <= SINGLE_VOLUME_OVERHEAD
+    )
     print("\nall targets met" if ok else "\nsome targets missed (see above)")
     return 0 if ok else 1
 

@@ -55,7 +55,9 @@ def signed_headers(ref, body: bytes) -> dict[str, str]:
     }
 
 
-async def client(session: aiohttp.ClientSession, ref, stop_at: float, counts: list[int], errors: list[str]) -> None:
+async def client(
+    session: aiohttp.ClientSession, ref, stop_at: float, counts: list[int], errors: list[str]
+) -> None:
     body = json.dumps({"Limit": 10}).encode()
     while time.monotonic() < stop_at:
         async with session.post(ref.url + "/", data=body, headers=signed_headers(ref, body)) as reply:
@@ -71,30 +73,47 @@ async def measure(ref, clients: int, seconds: float) -> tuple[int, list[str], fl
     connector = aiohttp.TCPConnector(limit=clients)
     async with aiohttp.ClientSession(connector=connector) as session:
         started = time.monotonic()
-        await asyncio.gather(*(client(session, ref, started + seconds, counts, errors) for _ in range(clients)))
+        await asyncio.gather(
+            *(client(session, ref, started + seconds, counts, errors) for _ in range(clients))
+        )
         elapsed = time.monotonic() - started
     return counts[0], errors, elapsed
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--file-systems", type=int, default=10)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as work, running_reference(
-        Path(work), create_delay=0.0, nfs="off", extra_args=["--no-rate-limits", "--log-level", "WARNING"]
-    ) as ref:
+    with (
+        tempfile.TemporaryDirectory() as work,
+        running_reference(
+            Path(work), create_delay=0.0, nfs="off", extra_args=["--no-rate-limits", "--log-level", "WARNING"]
+        ) as ref,
+    ):
         cfs = sdk_client(ref)
         for n in range(args.file_systems):
-            call(cfs, "CreateCfsFileSystem", Zone=f"{ref.region}-1", NetInterface="VPC", PGroupId="pgroupbasic",
-                 VpcId="vpc-bench", SubnetId="subnet-bench", FsName=f"bench{n}")
+            call(
+                cfs,
+                "CreateCfsFileSystem",
+                Zone=f"{ref.region}-1",
+                NetInterface="VPC",
+                PGroupId="pgroupbasic",
+                VpcId="vpc-bench",
+                SubnetId="subnet-bench",
+                FsName=f"bench{n}",
+            )
         asyncio.run(measure(ref, args.clients, 0.5))  # warm-up: connections, caches
         ok, errors, elapsed = asyncio.run(measure(ref, args.clients, args.seconds))
     rate = ok / elapsed
     print(f"signed {ACTION}: {ok} ok in {elapsed:.2f} s with {args.clients} clients = {rate:.0f} req/s")
     print(f"errors: {len(errors)}" + (f" (first: {errors[0]})" if errors else ""))
-    print(f"ratio to the {FLOOR_REQUESTS_PER_SECOND:.0f} req/s floor: {rate / FLOOR_REQUESTS_PER_SECOND:.2f}x")
+    print(
+        f"ratio to the {FLOOR_REQUESTS_PER_SECOND:.0f} req/s floor: {rate / FLOOR_REQUESTS_PER_SECOND:.2f}x"
+    )
     return 0 if not errors else 1
 
 

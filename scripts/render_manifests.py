@@ -6,7 +6,7 @@
   namespace kube-system, one file per template, plus crds.yaml.
 
 `--check` changes nothing and exits 1 listing every file that is out of date (what CI runs
-through tests/integration/test_chart_manifests.py).
+through tests/chart/test_chart_manifests.py).
 """
 
 from __future__ import annotations
@@ -47,8 +47,10 @@ def render_objects(values: dict | None = None) -> list[dict]:
     rendered, _ = _render(values)
     return [
         document
-        for source, text in sorted(rendered.items()) if source.endswith(".yaml")
-        for document in yaml.safe_load_all(text) if document
+        for source, text in sorted(rendered.items())
+        if source.endswith(".yaml")
+        for document in yaml.safe_load_all(text)
+        if document
     ]
 
 
@@ -69,8 +71,11 @@ def out_of_date(directory: Path, expected: dict[str, str]) -> list[str]:
     """Names of the files under `directory` that are stale, missing or differ from `expected`."""
     present = {path.name for path in directory.glob("*.yaml")} if directory.is_dir() else set()
     stale = sorted(present - set(expected))
-    changed = [name for name, text in sorted(expected.items())
-               if name not in present or (directory / name).read_text() != text]
+    changed = [
+        name
+        for name, text in sorted(expected.items())
+        if name not in present or (directory / name).read_text() != text
+    ]
     return stale + changed
 
 

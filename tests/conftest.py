@@ -1,6 +1,18 @@
-"""Fixtures shared by every test folder: the reference CFS service and a client for it."""
+"""Fixtures shared by every test folder (the reference CFS service and a client for it), and one
+marker per component folder, so `pytest -m node` runs the node's tests wherever they live."""
+
+from pathlib import Path
 
 import pytest
+
+COMPONENT_FOLDERS = ("chart", "cloud", "controller", "driver", "e2e", "node", "operator", "reference")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        folder = Path(item.path).parent.name
+        if folder in COMPONENT_FOLDERS:
+            item.add_marker(folder)
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterator
+from typing import Any
 
 import urllib3
 from tencentcloud.cfs.v20190719.cfs_client import CfsClient as SdkCfsClient
@@ -21,11 +22,19 @@ from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
 
 from cfs_cloud import metrics
+from cfs_cloud.api_types import ApiObject
 from cfs_cloud.config import CloudConfig
-from cfs_cloud.credentials import StaticCredentials
+from cfs_cloud.credentials import FileCredentials, StaticCredentials
 from cfs_cloud.errors import (
-    CallTimeout, CfsAuthError, CfsError, CfsNetworkError, CfsNotFound, CfsThrottled,
-    FileSystemCreateFailed, SnapshotCreateFailed, error_for,
+    CallTimeout,
+    CfsAuthError,
+    CfsError,
+    CfsNetworkError,
+    CfsNotFound,
+    CfsThrottled,
+    FileSystemCreateFailed,
+    SnapshotCreateFailed,
+    error_for,
 )
 from cfs_cloud.limits import ActionRateLimits
 from cfs_cloud.redact import install_sdk_log_redactor, scrub
@@ -41,7 +50,7 @@ def _never_sent(exc: BaseException) -> bool:
     """True when the SDK's network error happened before any byte reached the server: urllib3's
     ConnectTimeoutError (and its subclass NewConnectionError, e.g. connection refused) is in
     the chain of causes that requests and the SDK wrap around it."""
-    seen = exc
+    seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, urllib3.exceptions.ConnectTimeoutError):
             return True
@@ -59,13 +68,13 @@ class _Shared:
     def __init__(self, config: CloudConfig):
         self.config = config
         self.limits = ActionRateLimits(config.rate_limits, config.rate_limit_margin)
-        self._waiters: dict[tuple, CoalescingWaiter] = {}
+        self._waiters: dict[tuple[str, str | None], CoalescingWaiter] = {}
         self._lock = threading.Lock()
         # (id, key, token) -> clone, most recently used last. Reusing a clone keeps its
         # per-thread SDK clients and their open HTTP connections across CSI requests.
-        self._clones: OrderedDict[tuple, CfsClient] = OrderedDict()
+        self._clones: OrderedDict[tuple[str, str, str | None], CfsClient] = OrderedDict()
 
-    def clone(self, credentials: StaticCredentials) -> "CfsClient":
+    def clone(self, credentials: StaticCredentials) -> CfsClient:
         key = credentials.get_credential_info()
         with self._lock:
             client = self._clones.get(key)
@@ -82,40 +91,50 @@ class _Shared:
         with self._lock:
             key = (kind.name, account)
             if key not in self._waiters:
+                gap = self.config.poll_min_gap
+                assert gap is not None  # CloudConfig fills in its default
                 self._waiters[key] = CoalescingWaiter(
-                    kind, self.config.poll_min_interval, self.config.poll_max_interval,
-                    self.config.poll_min_gap)
+                    kind, self.config.poll_min_interval, self.config.poll_max_interval, gap
+                )
             return self._waiters[key]
 
 
 class CfsClient:
     """Thread-safe CFS API client; share one per process (clones share its limits/waiters)."""
 
-    def __init__(self, config: CloudConfig, *, _shared: _Shared | None = None,
-                 _credentials=None):
+    def __init__(
+        self,
+        config: CloudConfig,
+        *,
+        _shared: _Shared | None = None,
+        _credentials: StaticCredentials | FileCredentials | None = None,
+    ) -> None:
         self._config = config
         self._shared = _shared or _Shared(config)
         self._credentials = _credentials or config.credential_provider()
-        self._local = threading.local()     # one SDK client (HTTP session) per thread
+        self._local = threading.local()  # one SDK client (HTTP session) per thread
         self._deadline: float | None = None  # time.monotonic() bound of every call (until())
         self._backoff = Backoff(config.retry_base_delay, config.retry_max_delay)
         install_sdk_log_redactor()
 
     def __repr__(self) -> str:
-        return (f"CfsClient(endpoint={self._config.endpoint!r}, region={self._config.region!r}, "
-                f"credentials={self._credentials!r})")
+        return (
+            f"CfsClient(endpoint={self._config.endpoint!r}, region={self._config.region!r}, "
+            f"credentials={self._credentials!r})"
+        )
 
     @property
     def config(self) -> CloudConfig:
         return self._config
 
-    def with_credentials(self, secret_id: str, secret_key: str,
-                         session_token: str | None = None) -> "CfsClient":
+    def with_credentials(
+        self, secret_id: str, secret_key: str, session_token: str | None = None
+    ) -> CfsClient:
         """A client using these credentials (e.g. CSI request secrets) that shares this
         client's rate limiters and waiters; the same credentials give the same client."""
         return self._shared.clone(StaticCredentials(secret_id, secret_key, session_token))
 
-    def until(self, deadline: float | None) -> "CfsClient":
+    def until(self, deadline: float | None) -> CfsClient:
         """This client with every call (helpers and page loops included) bounded by
         `deadline`, a time.monotonic() value such as the end of a gRPC call. It shares
         everything else with this client, HTTP sessions included."""
@@ -127,8 +146,9 @@ class CfsClient:
 
     # ---- the one call path -------------------------------------------------------------
 
-    def call(self, action: str, params: dict | None = None, *,
-             timeout: float | None = None) -> dict:
+    def call(
+        self, action: str, params: ApiObject | None = None, *, timeout: float | None = None
+    ) -> ApiObject:
         """Call `action` and return the reply's "Response" object (includes "RequestId").
 
         Raises `CfsError` (a subclass chosen by code) once the retry policy gives up.
@@ -152,8 +172,9 @@ class CfsClient:
         try:
             while True:
                 if self._shared.limits.acquire(action, hard_deadline) is None:
-                    raise CallTimeout(f"{action}: no rate-limit slot within the caller's "
-                                      f"timeout of {timeout:g}s")
+                    raise CallTimeout(
+                        f"{action}: no rate-limit slot within the caller's timeout of {timeout:g}s"
+                    )
                 try:
                     reply = self._send(action, params, self._attempt_timeout(hard_deadline))
                 except CfsError as err:
@@ -165,18 +186,22 @@ class CfsClient:
                         raise
                     delay = self._backoff.delay(attempt)
                     if time.monotonic() + delay > retry_until:
-                        log.warning("cfs call %s gave up after %d attempt(s): %s",
-                                    action, attempt + 1, err)
+                        log.warning("cfs call %s gave up after %d attempt(s): %s", action, attempt + 1, err)
                         raise
-                    log.debug("cfs call %s attempt %d: %s; retrying in %.3fs",
-                              action, attempt + 1, err, delay)
+                    log.debug(
+                        "cfs call %s attempt %d: %s; retrying in %.3fs", action, attempt + 1, err, delay
+                    )
                     metrics.RETRIES.labels(action).inc()
                     attempt += 1
                     time.sleep(delay)
                     continue
                 metrics.CALLS.labels(action, "OK").inc()
-                log.debug("cfs call %s ok (RequestId %s, %d attempt(s))",
-                          action, reply.get("RequestId"), attempt + 1)
+                log.debug(
+                    "cfs call %s ok (RequestId %s, %d attempt(s))",
+                    action,
+                    reply.get("RequestId"),
+                    attempt + 1,
+                )
                 return reply
         finally:
             metrics.CALL_SECONDS.labels(action).observe(time.monotonic() - started)
@@ -189,15 +214,17 @@ class CfsClient:
     def _sdk(self) -> SdkCfsClient:
         sdk = getattr(self._local, "sdk", None)
         if sdk is None:
-            http = HttpProfile(endpoint=self._config.host, protocol=self._config.scheme,
-                               reqTimeout=self._config.request_timeout)
+            http = HttpProfile(
+                endpoint=self._config.host,
+                protocol=self._config.scheme,
+                reqTimeout=self._config.request_timeout,
+            )
             # No SDK retryer: retries are ours, so they go through the rate limiter.
-            sdk = SdkCfsClient(self._credentials, self._config.region,
-                               ClientProfile(httpProfile=http))
+            sdk = SdkCfsClient(self._credentials, self._config.region, ClientProfile(httpProfile=http))
             self._local.sdk = sdk
         return sdk
 
-    def _send(self, action: str, params: dict, timeout: float) -> dict:
+    def _send(self, action: str, params: ApiObject, timeout: float) -> ApiObject:
         """One signed HTTP request of at most `timeout` seconds. Errors are built outside the
         `except` block so no SDK or requests object (which carries the signed headers) stays
         attached to them."""
@@ -205,7 +232,8 @@ class CfsClient:
             raise CfsAuthError(
                 "AuthFailure.MissingCredentials",
                 "no credentials configured: set TENCENTCLOUD_SECRET_ID and "
-                "TENCENTCLOUD_SECRET_KEY or CFS_CREDENTIALS_DIR")
+                "TENCENTCLOUD_SECRET_KEY or CFS_CREDENTIALS_DIR",
+            )
         failure: CfsError | None = None
         sdk = self._sdk()
         # The SDK reads its connection's timeout per request; the client is this thread's own.
@@ -214,17 +242,18 @@ class CfsClient:
             body = sdk.call_json(action, params)
         except TencentCloudSDKException as exc:
             failure = self._error_from_sdk(exc)
-        except (ValueError, KeyError) as exc:    # not JSON, or JSON without "Response"
+        except (ValueError, KeyError) as exc:  # not JSON, or JSON without "Response"
             failure = CfsNetworkError("ServerNetworkError", f"unreadable reply: {exc!r}")
         if failure is not None:
             raise failure
         response = body.get("Response") if isinstance(body, dict) else None
         if not isinstance(response, dict):
             raise CfsNetworkError("ServerNetworkError", "reply has no Response object")
-        if "Error" in response:                  # an error the SDK did not recognise
+        if "Error" in response:  # an error the SDK did not recognise
             error = response["Error"]
-            raise error_for(str(error.get("Code")), self._scrub(str(error.get("Message", ""))),
-                            response.get("RequestId"))
+            raise error_for(
+                str(error.get("Code")), self._scrub(str(error.get("Message", ""))), response.get("RequestId")
+            )
         return response
 
     def _error_from_sdk(self, exc: TencentCloudSDKException) -> CfsError:
@@ -248,8 +277,9 @@ class CfsClient:
 
     # ---- pagination and lookups --------------------------------------------------------
 
-    def paginate(self, action: str, items_key: str, *, timeout: float | None = None,
-                 **params) -> Iterator[dict]:
+    def paginate(
+        self, action: str, items_key: str, *, timeout: float | None = None, **params: Any
+    ) -> Iterator[ApiObject]:
         """Every item of a list action with Offset/Limit (e.g. DescribeCfsPGroups,
         "PGroupList"), page by page until TotalCount items were seen (without a TotalCount:
         until a short page). A server that caps Limit below ours is still paged to the end.
@@ -267,24 +297,23 @@ class CfsClient:
             if not page or (offset >= total if total is not None else len(page) < limit):
                 return
 
-    def find_item(self, action: str, items_key: str, key: str, value: str,
-                  **params) -> dict | None:
+    def find_item(self, action: str, items_key: str, key: str, value: str, **params: Any) -> ApiObject | None:
         """The item of list `action` (all pages, filtered by `params`) whose `key` is `value`;
         None when absent. The match is checked here because a server filter may match loosely
         or be ignored, and a filtered Describe may answer ResourceNotFound, not an empty list."""
         try:
-            return next((item for item in self.paginate(action, items_key, **params)
-                         if item.get(key) == value), None)
+            return next(
+                (item for item in self.paginate(action, items_key, **params) if item.get(key) == value), None
+            )
         except CfsNotFound:
             return None
 
-    def iter_file_systems(self, **params) -> Iterator[dict]:
+    def iter_file_systems(self, **params: Any) -> Iterator[ApiObject]:
         """FileSystemInfo dicts of DescribeCfsFileSystems, all pages (`timeout` as in
         `paginate`)."""
         return self.paginate("DescribeCfsFileSystems", "FileSystems", **params)
 
-    def find_file_system_by_name(self, fs_name: str, *,
-                                 timeout: float | None = None) -> dict | None:
+    def find_file_system_by_name(self, fs_name: str, *, timeout: float | None = None) -> ApiObject | None:
         """The file system whose FsName (or CreationToken) is `fs_name`, if any.
 
         Filters server-side by CreationToken (the docs' "用户自定义名称") and checks the name
@@ -294,32 +323,34 @@ class CfsClient:
                 return info
         return None
 
-    def mount_targets(self, fs_id: str, *, timeout: float | None = None) -> list[dict]:
+    def mount_targets(self, fs_id: str, *, timeout: float | None = None) -> list[ApiObject]:
         reply = self.call("DescribeMountTargets", {"FileSystemId": fs_id}, timeout=timeout)
         return reply.get("MountTargets") or []
 
-    def iter_snapshots(self, **params) -> Iterator[dict]:
+    def iter_snapshots(self, **params: Any) -> Iterator[ApiObject]:
         """SnapshotInfo dicts of DescribeCfsSnapshots, all pages (`timeout` as in
         `paginate`)."""
         return self.paginate("DescribeCfsSnapshots", "Snapshots", **params)
 
-    def find_snapshot_by_name(self, name: str, file_system_id: str | None = None, *,
-                              timeout: float | None = None) -> dict | None:
+    def find_snapshot_by_name(
+        self, name: str, file_system_id: str | None = None, *, timeout: float | None = None
+    ) -> ApiObject | None:
         params = {"FileSystemId": file_system_id} if file_system_id else {}
-        return self.find_item("DescribeCfsSnapshots", "Snapshots", "SnapshotName", name,
-                              timeout=timeout, **params)
+        return self.find_item(
+            "DescribeCfsSnapshots", "Snapshots", "SnapshotName", name, timeout=timeout, **params
+        )
 
     # ---- waiters -----------------------------------------------------------------------
 
     def _account(self) -> str | None:
         return getattr(self._credentials, "secret_id", None)
 
-    def wait_file_system_available(self, fs_id: str, timeout: float = 300.0) -> dict:
+    def wait_file_system_available(self, fs_id: str, timeout: float = 300.0) -> ApiObject:
         """FileSystemInfo once `available`; raises FileSystemCreateFailed, CfsNotFound or
         WaitTimeout. Concurrent waiters share one DescribeCfsFileSystems per interval."""
         return self._shared.waiter(FILE_SYSTEMS, self._account()).wait(self, fs_id, timeout)
 
-    def wait_snapshot_available(self, snapshot_id: str, timeout: float = 300.0) -> dict:
+    def wait_snapshot_available(self, snapshot_id: str, timeout: float = 300.0) -> ApiObject:
         """SnapshotInfo once `available`; raises SnapshotCreateFailed, CfsNotFound or
         WaitTimeout. Concurrent waiters share one DescribeCfsSnapshots per interval."""
         return self._shared.waiter(SNAPSHOTS, self._account()).wait(self, snapshot_id, timeout)

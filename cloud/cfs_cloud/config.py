@@ -7,12 +7,13 @@ import os
 import re
 from collections.abc import Mapping
 from types import MappingProxyType
+from typing import Any
 from urllib.parse import urlsplit
 
 from cfs_cloud.credentials import FileCredentials, StaticCredentials
 from cfs_cloud.limits import DEFAULT_MARGIN, rate_limit_problem
 
-DEFAULT_ENDPOINT = "cfs.api3.finance.cloud.tencent.com"   # cfs-docs.txt "接口请求域名"
+DEFAULT_ENDPOINT = "cfs.api3.finance.cloud.tencent.com"  # cfs-docs.txt "接口请求域名"
 DEFAULT_REGION = "ap-shanghai-fsi"
 
 ENV_SECRET_ID = "TENCENTCLOUD_SECRET_ID"
@@ -23,7 +24,7 @@ ENV_ENDPOINT = "CFS_ENDPOINT"
 ENV_REGION = "TENCENTCLOUD_REGION"
 ENV_RATE_LIMITS = "CFS_RATE_LIMITS"
 
-_REGION = re.compile(r"[a-z]+(-[a-z0-9]+)+")      # ap-shanghai-fsi, ap-guangzhou
+_REGION = re.compile(r"[a-z]+(-[a-z0-9]+)+")  # ap-shanghai-fsi, ap-guangzhou
 
 
 class CloudConfigError(ValueError):
@@ -38,22 +39,20 @@ def split_endpoint(endpoint: str) -> tuple[str, str]:
     given = endpoint.strip()
     parts = urlsplit(given if "://" in given else "https://" + given)
     if parts.scheme not in ("http", "https"):
-        raise CloudConfigError(
-            f"endpoint {given!r}: scheme must be http or https, got {parts.scheme!r}")
-    if "@" in parts.netloc:                  # not echoed: it may hold a password
+        raise CloudConfigError(f"endpoint {given!r}: scheme must be http or https, got {parts.scheme!r}")
+    if "@" in parts.netloc:  # not echoed: it may hold a password
         raise CloudConfigError("endpoint: user info (user:password@) is not allowed")
     if not parts.hostname or parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise CloudConfigError(
-            f"endpoint {given!r}: expected host, host:port or http(s)://host[:port]")
+        raise CloudConfigError(f"endpoint {given!r}: expected host, host:port or http(s)://host[:port]")
     try:
-        parts.port
+        _ = parts.port  # the property raises for a malformed port
     except ValueError as exc:
         raise CloudConfigError(f"endpoint {given!r}: invalid port") from exc
     return parts.scheme, parts.netloc
 
 
 def parse_rate_limits(text: str) -> dict[str, float]:
-    """"CreateCfsFileSystem=5,DescribeCfsFileSystems=10" -> {action: calls per second}."""
+    """ "CreateCfsFileSystem=5,DescribeCfsFileSystems=10" -> {action: calls per second}."""
     limits = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
         action, sep, value = item.partition("=")
@@ -107,35 +106,40 @@ class CloudConfig:
     # new waiters ask for an early look. None: poll_max_interval.
     poll_min_gap: float | None = None
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         split_endpoint(self.endpoint)
         object.__setattr__(self, "rate_limits", MappingProxyType(dict(self.rate_limits)))
         if not _REGION.fullmatch(self.region):
             raise CloudConfigError(
-                f"region must be a region name such as {DEFAULT_REGION}, got {self.region!r}")
+                f"region must be a region name such as {DEFAULT_REGION}, got {self.region!r}"
+            )
         for action, limit in self.rate_limits.items():
             if problem := rate_limit_problem(action, limit):
                 raise CloudConfigError(f"rate_limits: {problem}")
         if not 0 <= self.rate_limit_margin < 1:
-            raise CloudConfigError(
-                f"rate_limit_margin must be in [0, 1), got {self.rate_limit_margin}")
-        for name in ("retry_deadline", "retry_base_delay", "retry_max_delay", "request_timeout",
-                     "poll_min_interval", "poll_max_interval"):
+            raise CloudConfigError(f"rate_limit_margin must be in [0, 1), got {self.rate_limit_margin}")
+        for name in (
+            "retry_deadline",
+            "retry_base_delay",
+            "retry_max_delay",
+            "request_timeout",
+            "poll_min_interval",
+            "poll_max_interval",
+        ):
             if getattr(self, name) <= 0:
                 raise CloudConfigError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.poll_min_interval > self.poll_max_interval:
             raise CloudConfigError("poll_min_interval must be <= poll_max_interval")
-        if self.poll_min_gap is None:
-            object.__setattr__(self, "poll_min_gap", self.poll_max_interval)
-        if not 0 <= self.poll_min_gap <= self.poll_max_interval:
-            raise CloudConfigError(
-                f"poll_min_gap must be in [0, poll_max_interval], got {self.poll_min_gap}")
+        gap = self.poll_max_interval if self.poll_min_gap is None else self.poll_min_gap
+        object.__setattr__(self, "poll_min_gap", gap)
+        if not 0 <= gap <= self.poll_max_interval:
+            raise CloudConfigError(f"poll_min_gap must be in [0, poll_max_interval], got {gap}")
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "CloudConfig":
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> CloudConfig:
         """Build from the shared environment variables (docs/ARCHITECTURE.md)."""
         env = os.environ if environ is None else environ
-        values = {
+        values: dict[str, Any] = {
             "endpoint": _env_value(env, ENV_ENDPOINT) or DEFAULT_ENDPOINT,
             "region": _env_value(env, ENV_REGION) or DEFAULT_REGION,
             "secret_id": _env_value(env, ENV_SECRET_ID),

@@ -24,8 +24,9 @@ class StaticCredentials:
     def __init__(self, secret_id: str, secret_key: str, session_token: str | None = None):
         secret_id, secret_key = secret_id.strip(), secret_key.strip()
         if not secret_id or not secret_key:
-            raise CfsAuthError("AuthFailure.MissingCredentials",
-                               "SecretId and SecretKey must both be non-empty")
+            raise CfsAuthError(
+                "AuthFailure.MissingCredentials", "SecretId and SecretKey must both be non-empty"
+            )
         self._info = (secret_id, secret_key, (session_token or "").strip() or None)
 
     def get_credential_info(self) -> tuple[str, str, str | None]:
@@ -48,20 +49,20 @@ class FileCredentials:
     pair stays in use. Unusable files or directory raise `CfsAuthError` naming the file.
     """
 
-    def __init__(self, directory: str | os.PathLike):
+    def __init__(self, directory: str | os.PathLike[str]):
         self._dir = Path(directory)
         self._lock = threading.Lock()
-        self._fingerprint: tuple | None = None
+        self._fingerprint: tuple[object, ...] | None = None
         self._info: tuple[str, str, str | None] | None = None
-        self._problem = ""                  # why the files last read gave no credentials
+        self._problem = ""  # why the files last read gave no credentials
 
-    def _stat_fingerprint(self) -> tuple:
-        marks = []
+    def _stat_fingerprint(self) -> tuple[object, ...]:
+        marks: list[object] = []
         for name in (SECRET_ID_FILE, SECRET_KEY_FILE, SESSION_TOKEN_FILE):
             try:
                 st = os.stat(self._dir / name)
                 marks.append((st.st_ino, st.st_size, st.st_mtime_ns))
-            except OSError as exc:           # absent, or the directory itself is unusable
+            except OSError as exc:  # absent, or the directory itself is unusable
                 marks.append(exc.errno)
         return tuple(marks)
 
@@ -75,12 +76,14 @@ class FileCredentials:
     def _read(self) -> tuple[tuple[str, str, str | None] | None, str]:
         """(credentials, "") or (None, what is wrong) — the problem names the file."""
         try:
-            secret_id, secret_key, token = (self._read_file(name) for name in (
-                SECRET_ID_FILE, SECRET_KEY_FILE, SESSION_TOKEN_FILE))
+            secret_id, secret_key, token = (
+                self._read_file(name) for name in (SECRET_ID_FILE, SECRET_KEY_FILE, SESSION_TOKEN_FILE)
+            )
         except OSError as exc:
             return None, f"cannot read {exc.filename}: {exc.strerror}"
-        missing = [name for name, value in ((SECRET_ID_FILE, secret_id),
-                                            (SECRET_KEY_FILE, secret_key)) if not value]
+        missing = [
+            name for name, value in ((SECRET_ID_FILE, secret_id), (SECRET_KEY_FILE, secret_key)) if not value
+        ]
         if missing:
             return None, f"{' and '.join(missing)} missing or empty"
         return (secret_id, secret_key, token or None), ""
@@ -105,7 +108,8 @@ class FileCredentials:
             raise CfsAuthError(
                 "AuthFailure.MissingCredentials",
                 f"no credentials in {self._dir} ({self._problem}): files {SECRET_ID_FILE} and "
-                f"{SECRET_KEY_FILE} must exist and be non-empty")
+                f"{SECRET_KEY_FILE} must exist and be non-empty",
+            )
         return info
 
     @property

@@ -10,7 +10,7 @@ map codes to something of their own (the driver to gRPC statuses) use `lookup` w
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -37,7 +37,7 @@ class CfsError(Exception):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.code!r}, {self.message!r}, {self.request_id!r})"
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Any, ...]:
         # Copy/pickle through the base constructor: subclasses fix the code in theirs.
         return _rebuild, (type(self), self.code, self.message, self.request_id), self.__dict__
 
@@ -83,8 +83,7 @@ class CfsNetworkError(CfsError):
     action (a create) may have taken effect even though no reply arrived.
     """
 
-    def __init__(self, code: str, message: str = "", request_id: str | None = None,
-                 maybe_sent: bool = True):
+    def __init__(self, code: str, message: str = "", request_id: str | None = None, maybe_sent: bool = True):
         super().__init__(code, message, request_id)
         self.maybe_sent = maybe_sent
 
@@ -136,6 +135,7 @@ _CLASS_BY_CODE: tuple[tuple[str, type[CfsError]], ...] = (
     ("LimitExceeded*", CfsResourceExhausted),
 )
 
+
 def matches(pattern: str, code: str) -> bool:
     """`X*` matches X and X.<anything>; any other pattern matches only itself."""
     if pattern.endswith("*"):
@@ -156,5 +156,5 @@ def error_for(code: str, message: str = "", request_id: str | None = None) -> Cf
     """The typed error for a CFS (or SDK transport) error code."""
     if code in SDK_NETWORK_CODES:
         return CfsNetworkError(code, message, request_id)
-    return lookup(_CLASS_BY_CODE, code, CfsError)(code, message, request_id)
-
+    error_class: type[CfsError] = lookup(_CLASS_BY_CODE, code, CfsError)
+    return error_class(code, message, request_id)

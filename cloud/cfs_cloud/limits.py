@@ -51,8 +51,12 @@ DOCUMENTED_RATE_LIMITS: Mapping[str, float] = {
 }
 # Actions the docs describe without a rate line (the snapshot actions of the product pages):
 # every documented action other than CreateCfsFileSystem allows 20/s, so assume the same.
-PRODUCT_PAGE_ACTIONS = ("CreateCfsSnapshot", "DeleteCfsSnapshot", "DescribeCfsSnapshots",
-                        "UpdateCfsSnapshotAttribute")
+PRODUCT_PAGE_ACTIONS = (
+    "CreateCfsSnapshot",
+    "DeleteCfsSnapshot",
+    "DescribeCfsSnapshots",
+    "UpdateCfsSnapshotAttribute",
+)
 UNDOCUMENTED_ACTION_RATE_LIMIT = 20
 KNOWN_ACTIONS = frozenset(DOCUMENTED_RATE_LIMITS) | frozenset(PRODUCT_PAGE_ACTIONS)
 DEFAULT_MARGIN = 0.05
@@ -74,8 +78,12 @@ class RateLimiter:
     concurrent callers queue in order without waking each other.
     """
 
-    def __init__(self, per_second: float, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self,
+        per_second: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         if per_second <= 0:
             raise ValueError(f"per_second must be > 0, got {per_second}")
         self.interval = 1.0 / per_second
@@ -107,8 +115,7 @@ class RateLimiter:
 class ActionRateLimits:
     """One `RateLimiter` per action, created on first use, at documented or configured rates."""
 
-    def __init__(self, overrides: Mapping[str, float] | None = None,
-                 margin: float = DEFAULT_MARGIN):
+    def __init__(self, overrides: Mapping[str, float] | None = None, margin: float = DEFAULT_MARGIN):
         self._overrides = dict(overrides or {})
         self._margin = margin
         self._lock = threading.Lock()
@@ -124,8 +131,7 @@ class ActionRateLimits:
         with self._lock:
             if action not in self._limiters:
                 limit = self.limit_for(action)
-                self._limiters[action] = (
-                    RateLimiter(limit * (1 - self._margin)) if limit > 0 else None)
+                self._limiters[action] = RateLimiter(limit * (1 - self._margin)) if limit > 0 else None
             return self._limiters[action]
 
     def acquire(self, action: str, deadline: float | None = None) -> float | None:

@@ -7,10 +7,10 @@ CALLS = Counter(
     "CFS API requests sent, one per HTTP attempt, by action and reply code (OK on success)",
     ["action", "code"],
 )
-RETRIES = Counter("cfs_cloud_retries_total", "CFS API requests repeated after a retryable failure",
-                  ["action"])
-THROTTLED = Counter("cfs_cloud_throttled_total",
-                    "CFS API replies of RequestLimitExceeded*", ["action"])
+RETRIES = Counter(
+    "cfs_cloud_retries_total", "CFS API requests repeated after a retryable failure", ["action"]
+)
+THROTTLED = Counter("cfs_cloud_throttled_total", "CFS API replies of RequestLimitExceeded*", ["action"])
 CALL_SECONDS = Histogram(
     "cfs_cloud_call_seconds",
     "Duration of a CFS API call including client-side rate limiting and retries",

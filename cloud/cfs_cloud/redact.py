@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterable
 
 from tencentcloud.common.abstract_client import LOGGER_NAME as SDK_LOGGER_NAME
 
@@ -27,7 +28,7 @@ def redact_fields(text: str) -> str:
     return _SECRET_FIELDS.sub(lambda m: m.group("name") + m.group("sep") + REDACTED, text)
 
 
-def scrub(text: str, secrets) -> str:
+def scrub(text: str, secrets: Iterable[str | None]) -> str:
     """`text` with every non-empty value of `secrets` replaced by ***."""
     for secret in secrets:
         if secret:

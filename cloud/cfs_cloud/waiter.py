@@ -17,11 +17,21 @@ import dataclasses
 import threading
 import time
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
+from cfs_cloud.api_types import ApiObject
 from cfs_cloud.errors import (
-    CallTimeout, CfsError, CfsInternalError, CfsNetworkError, CfsNotFound, CfsThrottled,
+    CallTimeout,
+    CfsError,
+    CfsInternalError,
+    CfsNetworkError,
+    CfsNotFound,
+    CfsThrottled,
     WaitTimeout,
 )
+
+if TYPE_CHECKING:  # the client builds waiters; only its type is needed here
+    from cfs_cloud.client import CfsClient
 
 PENDING, DONE, FAILED = "pending", "done", "failed"
 
@@ -43,7 +53,7 @@ class _Watch:
 @dataclasses.dataclass
 class _Result:
     polled_at: float
-    item: dict | None = None
+    item: ApiObject | None = None
     error: CfsError | None = None
 
 
@@ -51,43 +61,54 @@ class _Result:
 class ResourceKind:
     """What a waiter needs to know about one kind of resource (file systems, snapshots)."""
 
-    name: str                       # "file system", for messages
-    id_key: str                     # "FileSystemId": the id field, also the describe filter
-    state_key: str                  # "LifeCycleState"
-    done_state: str                 # "available"
-    failed_states: frozenset[str]   # states it can never leave towards `done_state`
-    not_found_code: str             # "ResourceNotFound.FileSystemNotFound"
-    failure: type[CfsError]         # raised (with a message) for a failed state
+    name: str  # "file system", for messages
+    id_key: str  # "FileSystemId": the id field, also the describe filter
+    state_key: str  # "LifeCycleState"
+    done_state: str  # "available"
+    failed_states: frozenset[str]  # states it can never leave towards `done_state`
+    not_found_code: str  # "ResourceNotFound.FileSystemNotFound"
+    failure: type[CfsError]  # raised (with a message) for a failed state
     # (client, timeout=..., **filters) -> every matching item, all pages, within the timeout
     # (e.g. CfsClient.iter_file_systems)
-    list_items: Callable[..., Iterable[dict]]
+    list_items: Callable[..., Iterable[ApiObject]]
 
-    def fetch(self, client, ids: frozenset[str], timeout: float) -> dict[str, dict]:
+    def fetch(self, client: CfsClient, ids: frozenset[str], timeout: float) -> dict[str, ApiObject]:
         """{id: item} for the ids that exist. One id: describe just it; several: list all
         (one call per page) and pick ours."""
         if len(ids) == 1:
             (only,) = ids
             try:
-                return {only: item for item in self.list_items(
-                            client, timeout=timeout, **{self.id_key: only})
-                        if item.get(self.id_key) == only}
+                found = [
+                    item
+                    for item in self.list_items(client, timeout=timeout, **{self.id_key: only})
+                    if item.get(self.id_key) == only
+                ]
+                return {only: found[-1]} if found else {}
             except CfsNotFound:
                 return {}
-        return {item[self.id_key]: item for item in self.list_items(client, timeout=timeout)
-                if item.get(self.id_key) in ids}
+        return {
+            item[self.id_key]: item
+            for item in self.list_items(client, timeout=timeout)
+            if item.get(self.id_key) in ids
+        }
 
-    def classify(self, item: dict) -> str:
+    def classify(self, item: ApiObject) -> str:
         state = item.get(self.state_key)
-        return DONE if state == self.done_state else FAILED if state in self.failed_states \
-            else PENDING
+        return DONE if state == self.done_state else FAILED if state in self.failed_states else PENDING
 
 
 class CoalescingWaiter:
     """Waiters for one resource kind under one account; share one instance per process."""
 
-    def __init__(self, kind: ResourceKind, min_interval: float, max_interval: float,
-                 min_gap: float = 0.0, clock: Callable[[], float] = time.monotonic,
-                 pause: Callable[[threading.Condition, float], object] = threading.Condition.wait):
+    def __init__(
+        self,
+        kind: ResourceKind,
+        min_interval: float,
+        max_interval: float,
+        min_gap: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+        pause: Callable[[threading.Condition, float], object] = threading.Condition.wait,
+    ):
         """`clock` and `pause` (wait on the condition for up to N seconds) are replaceable
         together so the schedule can be checked on a simulated clock."""
         self.kind = kind
@@ -102,7 +123,7 @@ class CoalescingWaiter:
         self._polling = False
         self._last_poll_end = float("-inf")
 
-    def wait(self, client, resource_id: str, timeout: float) -> dict:
+    def wait(self, client: CfsClient, resource_id: str, timeout: float) -> ApiObject:
         """Block until `resource_id` is DONE (return its item) or raise.
 
         Raises the kind's failure error, `CfsNotFound`, the poll's `CfsError`, or `WaitTimeout`.
@@ -135,7 +156,9 @@ class CoalescingWaiter:
                 del self._watches[resource_id]
                 self._results.pop(resource_id, None)
 
-    def _wait_registered(self, client, resource_id, last_seen, timeout) -> dict:
+    def _wait_registered(
+        self, client: CfsClient, resource_id: str, last_seen: float, timeout: float
+    ) -> ApiObject:
         deadline = last_seen + timeout
         while True:
             with self._cond:
@@ -147,8 +170,9 @@ class CoalescingWaiter:
                         return outcome
                 now = self._clock()
                 if now >= deadline:
-                    raise WaitTimeout(f"{self.kind.name} {resource_id} did not become "
-                                      f"available within {timeout:g}s")
+                    raise WaitTimeout(
+                        f"{self.kind.name} {resource_id} did not become available within {timeout:g}s"
+                    )
                 due = min(w.next_due for w in self._watches.values())
                 if len(self._watches) > 1:
                     due = max(due, self._last_poll_end + self._min_gap)
@@ -161,28 +185,28 @@ class CoalescingWaiter:
                 polled_at = now
             self._lead_poll(client, ids, polled_at, deadline - polled_at)
 
-    def _judge(self, resource_id: str, result: _Result) -> dict | None:
+    def _judge(self, resource_id: str, result: _Result) -> ApiObject | None:
         """Return the item when done, raise on failure, None to keep waiting."""
         if result.error is not None:
-            raise copy.copy(result.error)       # one instance per raising thread
+            raise copy.copy(result.error)  # one instance per raising thread
         if result.item is None:
             if self._watches[resource_id].missing_polls >= MISSING_POLLS_BEFORE_NOT_FOUND:
-                raise CfsNotFound(self.kind.not_found_code,
-                                  f"{self.kind.name} {resource_id} does not exist")
+                raise CfsNotFound(self.kind.not_found_code, f"{self.kind.name} {resource_id} does not exist")
             return None
         state = self.kind.classify(result.item)
         if state == DONE:
             return result.item
         if state == FAILED:
-            raise self.kind.failure(f"{self.kind.name} {resource_id} is "
-                                    f"{result.item.get(self.kind.state_key)}")
+            raise self.kind.failure(
+                f"{self.kind.name} {resource_id} is {result.item.get(self.kind.state_key)}"
+            )
         return None
 
-    def _lead_poll(self, client, ids: frozenset[str], polled_at: float, timeout: float) -> None:
+    def _lead_poll(self, client: CfsClient, ids: frozenset[str], polled_at: float, timeout: float) -> None:
         """Poll for everyone within the leader's own time left. A transient failure (after the
         client's retries, or cut short by that time) is the leader's alone: the others keep
         their own deadlines and lead the next poll. Any other error reaches every waiter."""
-        items: dict[str, dict] = {}
+        items: dict[str, ApiObject] = {}
         error: CfsError | None = None
         try:
             items = self.kind.fetch(client, ids, timeout)
@@ -199,7 +223,13 @@ class CoalescingWaiter:
         if isinstance(error, TRANSIENT_ERRORS):
             raise error
 
-    def _publish(self, ids, items, error, polled_at) -> None:
+    def _publish(
+        self,
+        ids: frozenset[str],
+        items: dict[str, ApiObject],
+        error: CfsError | None,
+        polled_at: float,
+    ) -> None:
         finished = self._clock()
         self._last_poll_end = finished
         for resource_id in ids:

@@ -30,8 +30,8 @@ from pathlib import Path
 
 import grpc
 
-from cfs_csi.csipb import csi_pb2, csi_pb2_grpc
 from cfs_csi.contract import NFS_PORT
+from cfs_csi.csipb import csi_pb2, csi_pb2_grpc
 from cfs_csi.node import nfs_mount_command, nfs_unreachable, nfs_volume
 from cfs_csi.status import RpcError
 
@@ -53,7 +53,9 @@ def mount_capability() -> csi_pb2.VolumeCapability:
     return csi_pb2.VolumeCapability(
         mount=csi_pb2.VolumeCapability.MountVolume(),
         access_mode=csi_pb2.VolumeCapability.AccessMode(
-            mode=csi_pb2.VolumeCapability.AccessMode.MULTI_NODE_MULTI_WRITER))
+            mode=csi_pb2.VolumeCapability.AccessMode.MULTI_NODE_MULTI_WRITER
+        ),
+    )
 
 
 class StepFailed(Exception):
@@ -107,8 +109,14 @@ class Processes:
     def start(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen:
         with open(self.log_dir / f"{name}.log", "wb") as log:
             try:
-                process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                           stdin=subprocess.DEVNULL, start_new_session=True)
+                process = subprocess.Popen(
+                    argv,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
             except OSError as err:
                 raise StepFailed(f"cannot start {name} ({argv[0]}): {err.strerror}") from None
         self.stack.callback(self._stop, process)
@@ -144,16 +152,30 @@ class Demo:
         self.report = Report()
         self.secret_id = "AKID" + secrets.token_hex(16)
         self.secret_key = secrets.token_hex(16)
-        self.base_env = {k: v for k, v in os.environ.items()
-                         if not k.startswith(("TENCENTCLOUD_", "CFS_"))}
+        self.base_env = {k: v for k, v in os.environ.items() if not k.startswith(("TENCENTCLOUD_", "CFS_"))}
 
     # --- starting the pieces ---------------------------------------------------------------
     def start_reference(self) -> str:
         port_file = self.workdir / "reference.port"
-        argv = [sys.executable, "-m", "cfs_reference", "--listen", "127.0.0.1:0",
-                "--port-file", str(port_file), "--state-dir", str(self.workdir / "reference"),
-                "--region", REGION, "--create-delay", str(self.create_delay), "--nfs", "auto",
-                "--log-level", "WARNING"]
+        argv = [
+            sys.executable,
+            "-m",
+            "cfs_reference",
+            "--listen",
+            "127.0.0.1:0",
+            "--port-file",
+            str(port_file),
+            "--state-dir",
+            str(self.workdir / "reference"),
+            "--region",
+            REGION,
+            "--create-delay",
+            str(self.create_delay),
+            "--nfs",
+            "auto",
+            "--log-level",
+            "WARNING",
+        ]
         env = dict(self.base_env, CFS_REFERENCE_CREDENTIALS=f"{self.secret_id}:{self.secret_key}")
         process = self.processes.start("reference", argv, env)
 
@@ -170,11 +192,25 @@ class Demo:
         wait_for(healthy, "the reference service", process)
         return f"http://127.0.0.1:{port_file.read_text().strip()}"
 
-    def start_driver(self, mode: str, env: dict[str, str], *flags: str,
-                     prefix: tuple[str, ...] = ()) -> tuple[grpc.Channel, subprocess.Popen]:
+    def start_driver(
+        self, mode: str, env: dict[str, str], *flags: str, prefix: tuple[str, ...] = ()
+    ) -> tuple[grpc.Channel, subprocess.Popen]:
         sock = self.workdir / f"{mode}.sock"
-        argv = [*prefix, sys.executable, "-m", "cfs_csi", "--mode", mode,
-                "--endpoint", f"unix://{sock}", "--zone", ZONE, "--log-level", "INFO", *flags]
+        argv = [
+            *prefix,
+            sys.executable,
+            "-m",
+            "cfs_csi",
+            "--mode",
+            mode,
+            "--endpoint",
+            f"unix://{sock}",
+            "--zone",
+            ZONE,
+            "--log-level",
+            "INFO",
+            *flags,
+        ]
         process = self.processes.start(mode, argv, env)
         channel = grpc.insecure_channel(f"unix://{sock}")
         self.stack.callback(channel.close)
@@ -193,27 +229,48 @@ class Demo:
     def run(self) -> int:
         step = self.report.step
         url = self.start_reference()
-        step("Start the reference CFS service", "ok", f"API at {url}",
-             "the CFS API as documented; file systems are served by nfs-ganesha when installed")
+        step(
+            "Start the reference CFS service",
+            "ok",
+            f"API at {url}",
+            "the CFS API as documented; file systems are served by nfs-ganesha when installed",
+        )
 
-        cloud_env = dict(self.base_env, TENCENTCLOUD_SECRET_ID=self.secret_id,
-                         TENCENTCLOUD_SECRET_KEY=self.secret_key, CFS_ENDPOINT=url,
-                         TENCENTCLOUD_REGION=REGION)
-        channel, _ = self.start_driver("controller", cloud_env, "--default-allowed-clients",
-                                       "127.0.0.0/8", "--create-timeout", "120")
+        cloud_env = dict(
+            self.base_env,
+            TENCENTCLOUD_SECRET_ID=self.secret_id,
+            TENCENTCLOUD_SECRET_KEY=self.secret_key,
+            CFS_ENDPOINT=url,
+            TENCENTCLOUD_REGION=REGION,
+        )
+        channel, _ = self.start_driver(
+            "controller", cloud_env, "--default-allowed-clients", "127.0.0.0/8", "--create-timeout", "120"
+        )
         controller = csi_pb2_grpc.ControllerStub(channel)
-        step("Start the controller plugin", "ok",
-             f"cfs-csi-driver --mode controller on {self.workdir / 'controller.sock'}")
+        step(
+            "Start the controller plugin",
+            "ok",
+            f"cfs-csi-driver --mode controller on {self.workdir / 'controller.sock'}",
+        )
         # The node needs no cloud credentials; `unshare` execs it, so the pid is the plugin's.
         channel, node_process = self.start_driver(
-            "node", self.base_env, "--node-id", "demo-node", "--mount-timeout", "30",
-            prefix=("unshare", "-m", "--propagation", "private"))
+            "node",
+            self.base_env,
+            "--node-id",
+            "demo-node",
+            "--mount-timeout",
+            "30",
+            prefix=("unshare", "-m", "--propagation", "private"),
+        )
         node = csi_pb2_grpc.NodeStub(channel)
         info = node.NodeGetInfo(csi_pb2.NodeGetInfoRequest(), timeout=RPC_TIMEOUT)
-        step("Start the node plugin", "ok",
-             f"cfs-csi-driver --mode node, node id {info.node_id}, topology "
-             f"{dict(info.accessible_topology.segments)}",
-             "in a private mount namespace: nothing it mounts reaches this machine's mount table")
+        step(
+            "Start the node plugin",
+            "ok",
+            f"cfs-csi-driver --mode node, node id {info.node_id}, topology "
+            f"{dict(info.accessible_topology.segments)}",
+            "in a private mount namespace: nothing it mounts reaches this machine's mount table",
+        )
 
         volume = self.create_volume(controller, "demo-volume")
         staging = self.workdir / "kubelet/plugins/demo-volume/globalmount"
@@ -228,40 +285,64 @@ class Demo:
         self.read_restored(restored)
         self.expand(controller, volume)
 
-        node.NodeUnpublishVolume(csi_pb2.NodeUnpublishVolumeRequest(
-            volume_id=volume.volume_id, target_path=str(target)), timeout=RPC_TIMEOUT)
-        step("NodeUnpublishVolume", "ok",
-             f"{target} unmounted and removed" if published
-             else "nothing was published; the call is idempotent")
-        node.NodeUnstageVolume(csi_pb2.NodeUnstageVolumeRequest(
-            volume_id=volume.volume_id, staging_target_path=str(staging)), timeout=RPC_TIMEOUT)
-        step("NodeUnstageVolume", "ok",
-             f"{staging} unmounted and removed" if staged
-             else "nothing was staged; the call is idempotent")
+        node.NodeUnpublishVolume(
+            csi_pb2.NodeUnpublishVolumeRequest(volume_id=volume.volume_id, target_path=str(target)),
+            timeout=RPC_TIMEOUT,
+        )
+        step(
+            "NodeUnpublishVolume",
+            "ok",
+            f"{target} unmounted and removed"
+            if published
+            else "nothing was published; the call is idempotent",
+        )
+        node.NodeUnstageVolume(
+            csi_pb2.NodeUnstageVolumeRequest(volume_id=volume.volume_id, staging_target_path=str(staging)),
+            timeout=RPC_TIMEOUT,
+        )
+        step(
+            "NodeUnstageVolume",
+            "ok",
+            f"{staging} unmounted and removed" if staged else "nothing was staged; the call is idempotent",
+        )
 
-        controller.DeleteSnapshot(csi_pb2.DeleteSnapshotRequest(
-            snapshot_id=snapshot.snapshot_id), timeout=RPC_TIMEOUT)
+        controller.DeleteSnapshot(
+            csi_pb2.DeleteSnapshotRequest(snapshot_id=snapshot.snapshot_id), timeout=RPC_TIMEOUT
+        )
         step("DeleteSnapshot", "ok", f"{snapshot.snapshot_id} deleted")
         for each in (restored, volume):
-            controller.DeleteVolume(csi_pb2.DeleteVolumeRequest(volume_id=each.volume_id),
-                                    timeout=RPC_TIMEOUT)
+            controller.DeleteVolume(
+                csi_pb2.DeleteVolumeRequest(volume_id=each.volume_id), timeout=RPC_TIMEOUT
+            )
             step("DeleteVolume", "ok", f"{each.volume_id} deleted")
         counts = self.report.counts
         print(f"demo finished: {counts['ok']} steps ok, {counts['skipped']} skipped", flush=True)
         return 0
 
     def create_volume(self, controller, name: str, snapshot_id: str = "") -> csi_pb2.Volume:
-        source = (csi_pb2.VolumeContentSource(
-            snapshot=csi_pb2.VolumeContentSource.SnapshotSource(snapshot_id=snapshot_id))
-            if snapshot_id else None)
-        volume = controller.CreateVolume(csi_pb2.CreateVolumeRequest(
-            name=name, capacity_range=csi_pb2.CapacityRange(required_bytes=10 * GIB),
-            volume_capabilities=[mount_capability()], volume_content_source=source),
-            timeout=RPC_TIMEOUT).volume
+        source = (
+            csi_pb2.VolumeContentSource(
+                snapshot=csi_pb2.VolumeContentSource.SnapshotSource(snapshot_id=snapshot_id)
+            )
+            if snapshot_id
+            else None
+        )
+        volume = controller.CreateVolume(
+            csi_pb2.CreateVolumeRequest(
+                name=name,
+                capacity_range=csi_pb2.CapacityRange(required_bytes=10 * GIB),
+                volume_capabilities=[mount_capability()],
+                volume_content_source=source,
+            ),
+            timeout=RPC_TIMEOUT,
+        ).volume
         origin = f" from snapshot {snapshot_id}" if snapshot_id else ""
-        self.report.step(f"CreateVolume {name}{origin}", "ok",
-                         f"{volume.volume_id}, {volume.capacity_bytes // GIB} GiB",
-                         f"volume context: {dict(sorted(volume.volume_context.items()))}")
+        self.report.step(
+            f"CreateVolume {name}{origin}",
+            "ok",
+            f"{volume.volume_id}, {volume.capacity_bytes // GIB} GiB",
+            f"volume context: {dict(sorted(volume.volume_context.items()))}",
+        )
         return volume
 
     def stage(self, node, volume: csi_pb2.Volume, staging: Path) -> bool:
@@ -269,37 +350,56 @@ class Demo:
             planned = nfs_volume(volume.volume_context)
         except RpcError as err:
             raise StepFailed(f"the volume context is not mountable: {err}") from None
-        command = " ".join(nfs_mount_command(planned.server, planned.export_path, str(staging),
-                                             list(planned.options.options)))
+        command = " ".join(
+            nfs_mount_command(
+                planned.server, planned.export_path, str(staging), list(planned.options.options)
+            )
+        )
         try:
-            node.NodeStageVolume(csi_pb2.NodeStageVolumeRequest(
-                volume_id=volume.volume_id, staging_target_path=str(staging),
-                volume_capability=mount_capability(), volume_context=volume.volume_context),
-                timeout=RPC_TIMEOUT)
+            node.NodeStageVolume(
+                csi_pb2.NodeStageVolumeRequest(
+                    volume_id=volume.volume_id,
+                    staging_target_path=str(staging),
+                    volume_capability=mount_capability(),
+                    volume_context=volume.volume_context,
+                ),
+                timeout=RPC_TIMEOUT,
+            )
         except grpc.RpcError as err:
             if not failed_for_lack_of_nfs_client(err):
                 raise StepFailed(f"NodeStageVolume: {rpc_error_text(err)}") from None
             self.report.step(
-                "NodeStageVolume", "skipped",
+                "NodeStageVolume",
+                "skipped",
                 "this machine's kernel has no NFS client, so nothing was mounted",
                 f"the node plugin answered {rpc_error_text(err)}",
                 f"on a Kubernetes node it mounts with: {command}",
                 f"the mount target {planned.server}:{NFS_PORT} answered the node's probe; the "
                 "data steps below use libnfs (a user-space NFS client) against it instead of a "
-                "mount")
+                "mount",
+            )
             return False
         self.report.step("NodeStageVolume", "ok", f"mounted at {staging}", f"ran: {command}")
         return True
 
     def publish(self, node, volume: csi_pb2.Volume, staging: Path, target: Path, staged: bool) -> bool:
         if not staged:
-            self.report.step("NodePublishVolume", "skipped", "nothing is staged (the kubelet "
-                             "publishes only after NodeStageVolume succeeded)")
+            self.report.step(
+                "NodePublishVolume",
+                "skipped",
+                "nothing is staged (the kubelet publishes only after NodeStageVolume succeeded)",
+            )
             return False
-        node.NodePublishVolume(csi_pb2.NodePublishVolumeRequest(
-            volume_id=volume.volume_id, staging_target_path=str(staging), target_path=str(target),
-            volume_capability=mount_capability(), volume_context=volume.volume_context),
-            timeout=RPC_TIMEOUT)
+        node.NodePublishVolume(
+            csi_pb2.NodePublishVolumeRequest(
+                volume_id=volume.volume_id,
+                staging_target_path=str(staging),
+                target_path=str(target),
+                volume_capability=mount_capability(),
+                volume_context=volume.volume_context,
+            ),
+            timeout=RPC_TIMEOUT,
+        )
         self.report.step("NodePublishVolume", "ok", f"bind-mounted at {target}")
         return True
 
@@ -307,8 +407,13 @@ class Demo:
         server = volume.volume_context["server"]
         if target is not None:
             inside = ["nsenter", "-t", str(node_pid), "-m", "--"]
-            subprocess.run([*inside, "tee", str(target / FILE_NAME)], input=FILE_TEXT, text=True,
-                           check=True, capture_output=True)
+            subprocess.run(
+                [*inside, "tee", str(target / FILE_NAME)],
+                input=FILE_TEXT,
+                text=True,
+                check=True,
+                capture_output=True,
+            )
             text = run_tool([*inside, "cat", str(target / FILE_NAME)])
             how = f"through the pod's mount {target}"
         else:
@@ -324,33 +429,47 @@ class Demo:
 
     def volume_stats(self, node, volume: csi_pb2.Volume, target: Path, published: bool) -> None:
         try:
-            stats = node.NodeGetVolumeStats(csi_pb2.NodeGetVolumeStatsRequest(
-                volume_id=volume.volume_id, volume_path=str(target)), timeout=RPC_TIMEOUT)
+            stats = node.NodeGetVolumeStats(
+                csi_pb2.NodeGetVolumeStatsRequest(volume_id=volume.volume_id, volume_path=str(target)),
+                timeout=RPC_TIMEOUT,
+            )
         except grpc.RpcError as err:
             if published:
                 raise StepFailed(f"NodeGetVolumeStats: {rpc_error_text(err)}") from None
-            self.report.step("NodeGetVolumeStats", "skipped", "statistics come from the mounted "
-                             "volume", f"the node plugin answered {rpc_error_text(err)}")
+            self.report.step(
+                "NodeGetVolumeStats",
+                "skipped",
+                "statistics come from the mounted volume",
+                f"the node plugin answered {rpc_error_text(err)}",
+            )
             return
         usage = {u.unit: u for u in stats.usage}
         size, inodes = usage[csi_pb2.VolumeUsage.BYTES], usage[csi_pb2.VolumeUsage.INODES]
-        self.report.step("NodeGetVolumeStats", "ok",
-                         f"{size.used} of {size.total} bytes used, {inodes.used} inodes used",
-                         f"condition: {stats.volume_condition.message}")
+        self.report.step(
+            "NodeGetVolumeStats",
+            "ok",
+            f"{size.used} of {size.total} bytes used, {inodes.used} inodes used",
+            f"condition: {stats.volume_condition.message}",
+        )
 
     def snapshot(self, controller, volume: csi_pb2.Volume) -> csi_pb2.Snapshot:
-        snapshot = controller.CreateSnapshot(csi_pb2.CreateSnapshotRequest(
-            source_volume_id=volume.volume_id, name="demo-snapshot"), timeout=RPC_TIMEOUT).snapshot
+        snapshot = controller.CreateSnapshot(
+            csi_pb2.CreateSnapshotRequest(source_volume_id=volume.volume_id, name="demo-snapshot"),
+            timeout=RPC_TIMEOUT,
+        ).snapshot
         deadline = time.monotonic() + SNAPSHOT_READY_TIMEOUT
         while not snapshot.ready_to_use:
             if time.monotonic() > deadline:
-                raise StepFailed(f"snapshot {snapshot.snapshot_id} not ready after "
-                                 f"{SNAPSHOT_READY_TIMEOUT:g}s")
+                raise StepFailed(
+                    f"snapshot {snapshot.snapshot_id} not ready after {SNAPSHOT_READY_TIMEOUT:g}s"
+                )
             time.sleep(0.5)
-            snapshot = controller.GetSnapshot(csi_pb2.GetSnapshotRequest(
-                snapshot_id=snapshot.snapshot_id), timeout=RPC_TIMEOUT).snapshot
-        self.report.step("CreateSnapshot", "ok",
-                         f"{snapshot.snapshot_id} ready to use, {snapshot.size_bytes} bytes")
+            snapshot = controller.GetSnapshot(
+                csi_pb2.GetSnapshotRequest(snapshot_id=snapshot.snapshot_id), timeout=RPC_TIMEOUT
+            ).snapshot
+        self.report.step(
+            "CreateSnapshot", "ok", f"{snapshot.snapshot_id} ready to use, {snapshot.size_bytes} bytes"
+        )
         return snapshot
 
     def read_restored(self, restored: csi_pb2.Volume) -> None:
@@ -359,17 +478,26 @@ class Demo:
         text = run_tool(["nfs-cat", libnfs_url(server, FILE_NAME)])
         if text != FILE_TEXT:
             raise StepFailed(f"the restored volume holds {text!r}, not {FILE_TEXT!r}")
-        self.report.step("Read the file from the restored volume", "ok",
-                         f"{FILE_NAME} = {text.strip()!r}",
-                         f"over NFSv4 with libnfs at {libnfs_url(server, FILE_NAME)}")
+        self.report.step(
+            "Read the file from the restored volume",
+            "ok",
+            f"{FILE_NAME} = {text.strip()!r}",
+            f"over NFSv4 with libnfs at {libnfs_url(server, FILE_NAME)}",
+        )
 
     def expand(self, controller, volume: csi_pb2.Volume) -> None:
-        reply = controller.ControllerExpandVolume(csi_pb2.ControllerExpandVolumeRequest(
-            volume_id=volume.volume_id,
-            capacity_range=csi_pb2.CapacityRange(required_bytes=20 * GIB)), timeout=RPC_TIMEOUT)
-        self.report.step("ControllerExpandVolume", "ok",
-                         f"{reply.capacity_bytes // GIB} GiB, node expansion "
-                         f"{'required' if reply.node_expansion_required else 'not needed'}")
+        reply = controller.ControllerExpandVolume(
+            csi_pb2.ControllerExpandVolumeRequest(
+                volume_id=volume.volume_id, capacity_range=csi_pb2.CapacityRange(required_bytes=20 * GIB)
+            ),
+            timeout=RPC_TIMEOUT,
+        )
+        self.report.step(
+            "ControllerExpandVolume",
+            "ok",
+            f"{reply.capacity_bytes // GIB} GiB, node expansion "
+            f"{'required' if reply.node_expansion_required else 'not needed'}",
+        )
 
 
 def require_libnfs(server: str) -> None:
@@ -377,9 +505,11 @@ def require_libnfs(server: str) -> None:
     if missing:
         raise StepFailed(f"{', '.join(missing)} not installed (Debian package libnfs-utils)")
     if nfs_unreachable(server):
-        raise StepFailed(f"no NFS server at {server}:{NFS_PORT}: the reference service serves "
-                         "its file systems only where nfs-ganesha can run (its log's 'NFS data "
-                         "plane disabled' line says why not)")
+        raise StepFailed(
+            f"no NFS server at {server}:{NFS_PORT}: the reference service serves "
+            "its file systems only where nfs-ganesha can run (its log's 'NFS data "
+            "plane disabled' line says why not)"
+        )
 
 
 def run_tool(argv: list[str]) -> str:
@@ -391,10 +521,17 @@ def run_tool(argv: list[str]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cfs_demo", description=__doc__.splitlines()[0])
-    parser.add_argument("--workdir", type=Path, help="keep state and logs here (default: a "
-                        "temporary directory, removed afterwards)")
-    parser.add_argument("--create-delay", type=float, default=1.0,
-                        help="seconds the reference service takes to create a file system")
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        help="keep state and logs here (default: a temporary directory, removed afterwards)",
+    )
+    parser.add_argument(
+        "--create-delay",
+        type=float,
+        default=1.0,
+        help="seconds the reference service takes to create a file system",
+    )
     args = parser.parse_args(argv)
     if not args.create_delay >= 0:
         parser.error(f"--create-delay: {args.create_delay:g} is not a number of seconds >= 0")
@@ -417,4 +554,3 @@ def main(argv: list[str] | None = None) -> int:
                 tail = log.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
                 print(f"--- last lines of {log.name}", *tail, sep="\n", flush=True)
             return 1
-

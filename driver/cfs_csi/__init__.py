@@ -1,6 +1,7 @@
 """cfs-csi: the CSI plugin for Tencent Cloud CFS."""
 
-from importlib.metadata import PackageNotFoundError, version as _dist_version
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _dist_version
 
 try:
     __version__ = _dist_version("cfs-csi")

@@ -82,8 +82,9 @@ class DriverConfig:
         return self.mode in (MODE_NODE, MODE_ALL)
 
     @classmethod
-    def from_args(cls, argv: Sequence[str] | None = None,
-                  environ: Mapping[str, str] | None = None) -> DriverConfig:
+    def from_args(
+        cls, argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
+    ) -> DriverConfig:
         """Parse flags (argparse exits 2 on unknown flags) and validate (raises ConfigError)."""
         environ = os.environ if environ is None else environ
         args = build_parser(environ).parse_args(argv)
@@ -108,53 +109,79 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     # Values stay strings here; validation happens in one place (below) for flags and env alike.
     defaults = DriverConfig(mode=MODE_ALL, endpoint=parse_endpoint(DEFAULT_ENDPOINT))
     parser = argparse.ArgumentParser(
-        prog="cfs-csi-driver", description="CSI plugin for Tencent Cloud CFS (NFS).")
+        prog="cfs-csi-driver", description="CSI plugin for Tencent Cloud CFS (NFS)."
+    )
     parser.add_argument("--mode", default=MODE_ALL, help=f"one of {', '.join(MODES)}")
-    parser.add_argument("--endpoint", default=DEFAULT_ENDPOINT,
-                        help="unix:///path/to/csi.sock (or unix:/path) or tcp://HOST:PORT")
+    parser.add_argument(
+        "--endpoint",
+        default=DEFAULT_ENDPOINT,
+        help="unix:///path/to/csi.sock (or unix:/path) or tcp://HOST:PORT",
+    )
     parser.add_argument("--driver-name", default=DEFAULT_DRIVER_NAME)
-    parser.add_argument("--node-id", default=environ.get(ENV_NODE_ID, ""),
-                        help=f"node name (env {ENV_NODE_ID}); required in node and all modes")
-    parser.add_argument("--zone", default=environ.get(ENV_ZONE, ""),
-                        help=f"CFS zone of this node / default zone (env {ENV_ZONE})")
-    parser.add_argument("--default-allowed-clients",
-                        default=environ.get(ENV_DEFAULT_ALLOWED_CLIENTS, ""),
-                        help="comma-separated IPs/CIDRs for managed permission groups "
-                             f"(env {ENV_DEFAULT_ALLOWED_CLIENTS})")
-    parser.add_argument("--create-timeout", default=str(defaults.create_timeout),
-                        help="seconds CreateVolume waits for `available` before ABORTED")
-    parser.add_argument("--mount-timeout", default=str(defaults.mount_timeout),
-                        help="seconds per mount/umount command")
-    parser.add_argument("--subdir-mount-root", default=defaults.subdir_mount_root,
-                        help="where the controller mounts shared file systems (subdir mode)")
-    parser.add_argument("--metrics-address", default="",
-                        help="HOST:PORT for Prometheus /metrics; empty = off")
+    parser.add_argument(
+        "--node-id",
+        default=environ.get(ENV_NODE_ID, ""),
+        help=f"node name (env {ENV_NODE_ID}); required in node and all modes",
+    )
+    parser.add_argument(
+        "--zone",
+        default=environ.get(ENV_ZONE, ""),
+        help=f"CFS zone of this node / default zone (env {ENV_ZONE})",
+    )
+    parser.add_argument(
+        "--default-allowed-clients",
+        default=environ.get(ENV_DEFAULT_ALLOWED_CLIENTS, ""),
+        help=f"comma-separated IPs/CIDRs for managed permission groups (env {ENV_DEFAULT_ALLOWED_CLIENTS})",
+    )
+    parser.add_argument(
+        "--create-timeout",
+        default=str(defaults.create_timeout),
+        help="seconds CreateVolume waits for `available` before ABORTED",
+    )
+    parser.add_argument(
+        "--mount-timeout", default=str(defaults.mount_timeout), help="seconds per mount/umount command"
+    )
+    parser.add_argument(
+        "--subdir-mount-root",
+        default=defaults.subdir_mount_root,
+        help="where the controller mounts shared file systems (subdir mode)",
+    )
+    parser.add_argument(
+        "--metrics-address", default="", help="HOST:PORT for Prometheus /metrics; empty = off"
+    )
     parser.add_argument("--log-level", default=defaults.log_level, help=", ".join(LOG_LEVELS))
-    parser.add_argument("--grpc-workers", default=str(defaults.grpc_workers),
-                        help="concurrent RPCs served (the provisioner runs 100 workers)")
-    parser.add_argument("--shutdown-grace", default=str(defaults.shutdown_grace),
-                        help="seconds in-flight RPCs may finish after SIGTERM")
+    parser.add_argument(
+        "--grpc-workers",
+        default=str(defaults.grpc_workers),
+        help="concurrent RPCs served (the provisioner runs 100 workers)",
+    )
+    parser.add_argument(
+        "--shutdown-grace",
+        default=str(defaults.shutdown_grace),
+        help="seconds in-flight RPCs may finish after SIGTERM",
+    )
     return parser
 
 
 def parse_endpoint(value: str) -> Endpoint:
     if value.startswith("unix:"):
         # unix:///abs/path (URL form) and unix:/abs/path (used by many manifests) are both fine.
-        path = value[len("unix:"):]
+        path = value[len("unix:") :]
         path = path[2:] if path.startswith("//") else path
         if not path.startswith("/"):
             raise ConfigError(
-                f"--endpoint: {value!r} needs an absolute socket path, e.g. unix:///csi/csi.sock")
+                f"--endpoint: {value!r} needs an absolute socket path, e.g. unix:///csi/csi.sock"
+            )
         return Endpoint("unix", path=str(PurePosixPath(path)))
     if value.startswith("tcp://"):
-        match = _HOST_PORT.match(value[len("tcp://"):])
+        match = _HOST_PORT.match(value[len("tcp://") :])
         if not match or int(match["port"]) > 65535:
-            raise ConfigError(
-                f"--endpoint: {value!r} is not tcp://HOST:PORT with a port of 0-65535")
+            raise ConfigError(f"--endpoint: {value!r} is not tcp://HOST:PORT with a port of 0-65535")
         return Endpoint("tcp", host=match["host"] or "0.0.0.0", port=int(match["port"]))
     raise ConfigError(
         f"--endpoint: {value!r} must start with unix:// or tcp:// "
-        "(e.g. unix:///csi/csi.sock, tcp://127.0.0.1:10000)")
+        "(e.g. unix:///csi/csi.sock, tcp://127.0.0.1:10000)"
+    )
 
 
 def parse_allowed_clients(value: str) -> tuple[str, ...]:
@@ -168,8 +195,8 @@ def parse_allowed_clients(value: str) -> tuple[str, ...]:
                 ipaddress.IPv4Network(item, strict=False)
             except ValueError:
                 raise ConfigError(
-                    f"--default-allowed-clients: {item!r} is not an IPv4 address, "
-                    "an IPv4 CIDR or '*'") from None
+                    f"--default-allowed-clients: {item!r} is not an IPv4 address, an IPv4 CIDR or '*'"
+                ) from None
         clients.append(item)
     return tuple(clients)
 
@@ -184,7 +211,8 @@ def _driver_name(value: str) -> str:
     if not _DRIVER_NAME.match(value):
         raise ConfigError(
             f"--driver-name: {value!r} must be 1-63 characters of letters, digits, '-' and '.', "
-            "beginning and ending with a letter or digit")
+            "beginning and ending with a letter or digit"
+        )
     return value
 
 
@@ -226,5 +254,6 @@ def _metrics_address(value: str) -> str:
         if not match or int(match["port"]) > 65535:
             raise ConfigError(
                 f"--metrics-address: {value!r} is not HOST:PORT with a port of 0-65535 "
-                "(empty turns metrics off)")
+                "(empty turns metrics off)"
+            )
     return value

@@ -122,7 +122,8 @@ def _join(*parts: str, on_delete: str) -> str:
     volume_id = ":".join(parts)
     if len(volume_id.encode()) > MAX_VOLUME_ID_BYTES:
         raise ParameterError(
-            f"volume id {volume_id!r} would exceed {MAX_VOLUME_ID_BYTES} bytes; use a shorter subDir")
+            f"volume id {volume_id!r} would exceed {MAX_VOLUME_ID_BYTES} bytes; use a shorter subDir"
+        )
     return volume_id
 
 

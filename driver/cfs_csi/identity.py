@@ -56,8 +56,15 @@ class CachedReadiness:
 
 
 class IdentityServicer(csi_pb2_grpc.IdentityServicer):
-    def __init__(self, driver_name: str, *, controller: bool, topology: bool,
-                 readiness: CachedReadiness | None = None, vendor_version: str = __version__):
+    def __init__(
+        self,
+        driver_name: str,
+        *,
+        controller: bool,
+        topology: bool,
+        readiness: CachedReadiness | None = None,
+        vendor_version: str = __version__,
+    ):
         """`controller`: this process serves the Controller service. `topology`: volumes or
         this node report accessible topology (the spec then requires the capability)."""
         self._info = csi_pb2.GetPluginInfoResponse(name=driver_name, vendor_version=vendor_version)
@@ -68,8 +75,7 @@ class IdentityServicer(csi_pb2_grpc.IdentityServicer):
             capabilities.append(_service(_SERVICE.VOLUME_ACCESSIBILITY_CONSTRAINTS))
         if controller:
             # CFS grows a file system's size limit while it is mounted; nothing to do on nodes.
-            capabilities.append(csi_pb2.PluginCapability(
-                volume_expansion=_EXPANSION(type=_EXPANSION.ONLINE)))
+            capabilities.append(csi_pb2.PluginCapability(volume_expansion=_EXPANSION(type=_EXPANSION.ONLINE)))
         self._capabilities = csi_pb2.GetPluginCapabilitiesResponse(capabilities=capabilities)
         self._readiness = readiness
 
@@ -86,5 +92,5 @@ class IdentityServicer(csi_pb2_grpc.IdentityServicer):
         return csi_pb2.ProbeResponse(ready=wrappers_pb2.BoolValue(value=failure is None))
 
 
-def _service(kind: int) -> csi_pb2.PluginCapability:
+def _service(kind: csi_pb2.PluginCapability.Service.Type) -> csi_pb2.PluginCapability:
     return csi_pb2.PluginCapability(service=_SERVICE(type=kind))

@@ -42,7 +42,8 @@ def build_services(config: DriverConfig) -> list[Service]:
         controller=config.runs_controller,
         # Volumes carry their zone; a node with a zone reports it in NodeGetInfo.
         topology=config.runs_controller or bool(config.zone),
-        readiness=readiness)
+        readiness=readiness,
+    )
     return [Service(identity, csi_pb2_grpc.add_IdentityServicer_to_server), *services]
 
 
@@ -62,8 +63,12 @@ def run(config: DriverConfig) -> None:
         if metrics_endpoint:
             log.info("serving metrics on port %d", metrics_endpoint.port)
         server = CsiServer(config.endpoint, build_services(config), workers=config.grpc_workers)
-        log.info("cfs-csi-driver ready: mode=%s driver=%s node_id=%r", config.mode,
-                 config.driver_name, config.node_id)
+        log.info(
+            "cfs-csi-driver ready: mode=%s driver=%s node_id=%r",
+            config.mode,
+            config.driver_name,
+            config.node_id,
+        )
         received = signal.sigwait(STOP_SIGNALS)
         log.info("received %s", signal.Signals(received).name)
         server.stop(config.shutdown_grace)

@@ -10,12 +10,14 @@ from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import Counter, Histogram, start_http_server
 
-RPC_TOTAL = Counter("csi_rpc_total", "CSI RPCs answered, by method and gRPC status code.",
-                    ["method", "code"])
+RPC_TOTAL = Counter("csi_rpc_total", "CSI RPCs answered, by method and gRPC status code.", ["method", "code"])
 # CreateVolume waits for the cloud (minutes at worst), node RPCs take milliseconds.
-RPC_SECONDS = Histogram("csi_rpc_seconds", "CSI RPC latency in seconds, by method.", ["method"],
-                        buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
-                                 60, 120, 300))
+RPC_SECONDS = Histogram(
+    "csi_rpc_seconds",
+    "CSI RPC latency in seconds, by method.",
+    ["method"],
+    buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+)
 
 
 def observe_rpc(method: str, code: str, seconds: float) -> None:

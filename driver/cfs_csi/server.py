@@ -26,8 +26,16 @@ log = logging.getLogger(__name__)
 # Request fields that name the object of a call; safe to log (ids and CO-chosen names).
 ID_FIELDS = ("volume_id", "snapshot_id", "name", "source_volume_id")
 # Polled every few seconds by sidecars (liveness probe, registrar): successes log at DEBUG only.
-POLLED_METHODS = frozenset({"Probe", "GetPluginInfo", "GetPluginCapabilities",
-                            "ControllerGetCapabilities", "NodeGetCapabilities", "NodeGetInfo"})
+POLLED_METHODS = frozenset(
+    {
+        "Probe",
+        "GetPluginInfo",
+        "GetPluginCapabilities",
+        "ControllerGetCapabilities",
+        "NodeGetCapabilities",
+        "NodeGetInfo",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -51,7 +59,8 @@ class RpcInterceptor(grpc.ServerInterceptor):
         return grpc.unary_unary_rpc_method_handler(
             _measured(method, handler.unary_unary),
             request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer)
+            response_serializer=handler.response_serializer,
+        )
 
 
 def _measured(method: str, behavior):
@@ -78,10 +87,14 @@ def _measured(method: str, behavior):
     return measured_behavior
 
 
-def _log_rpc(method: str, request, code: grpc.StatusCode, details: str | bytes | None,
-             seconds: float) -> None:
-    ids = " ".join(f"{field}={getattr(request, field)!r}" for field in ID_FIELDS
-                   if field in request.DESCRIPTOR.fields_by_name and getattr(request, field))
+def _log_rpc(
+    method: str, request, code: grpc.StatusCode, details: str | bytes | None, seconds: float
+) -> None:
+    ids = " ".join(
+        f"{field}={getattr(request, field)!r}"
+        for field in ID_FIELDS
+        if field in request.DESCRIPTOR.fields_by_name and getattr(request, field)
+    )
     if code is not grpc.StatusCode.OK:
         level = logging.WARNING
     else:
@@ -89,8 +102,15 @@ def _log_rpc(method: str, request, code: grpc.StatusCode, details: str | bytes |
     if isinstance(details, bytes):
         details = details.decode(errors="replace")
     message = f" message={details!r}" if details and code is not grpc.StatusCode.OK else ""
-    log.log(level, "rpc=%s %scode=%s duration=%.3fs%s", method, f"{ids} " if ids else "",
-            code.name, seconds, message)
+    log.log(
+        level,
+        "rpc=%s %scode=%s duration=%.3fs%s",
+        method,
+        f"{ids} " if ids else "",
+        code.name,
+        seconds,
+        message,
+    )
 
 
 def _unimplemented_handler(method: str) -> grpc.RpcMethodHandler:
@@ -99,10 +119,10 @@ def _unimplemented_handler(method: str) -> grpc.RpcMethodHandler:
     def unimplemented(request: bytes, context: grpc.ServicerContext):
         # The request stays undecoded bytes: we do not know its type and must not log it.
         metrics.observe_rpc(short_method, grpc.StatusCode.UNIMPLEMENTED.name, 0.0)
-        log.warning("rpc=%s code=UNIMPLEMENTED (service not served by this plugin instance)",
-                    short_method)
-        context.abort(grpc.StatusCode.UNIMPLEMENTED,
-                      f"{method} is not served by this plugin instance (check --mode)")
+        log.warning("rpc=%s code=UNIMPLEMENTED (service not served by this plugin instance)", short_method)
+        context.abort(
+            grpc.StatusCode.UNIMPLEMENTED, f"{method} is not served by this plugin instance (check --mode)"
+        )
 
     return grpc.unary_unary_rpc_method_handler(unimplemented)
 
@@ -116,9 +136,10 @@ class CsiServer:
 
     def __init__(self, endpoint: Endpoint, services: Iterable[Service], *, workers: int = 16):
         self.endpoint = endpoint
-        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers,
-                                                              thread_name_prefix="csi-rpc"),
-                                   interceptors=[RpcInterceptor()])
+        self._server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="csi-rpc"),
+            interceptors=[RpcInterceptor()],
+        )
         for service in services:
             service.register(service.servicer, self._server)
         if endpoint.scheme == "unix":

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class Change:
-    reason: str      # Event reason, e.g. RuleCreated
+    reason: str  # Event reason, e.g. RuleCreated
     message: str
 
 

@@ -44,7 +44,9 @@ def merge_conditions(
             "status": status,
             "reason": update.reason,
             "message": update.message,
-            "lastTransitionTime": now_iso() if changed else previous.get("lastTransitionTime", now_iso()),
+            "lastTransitionTime": (
+                now_iso() if changed or previous is None else previous.get("lastTransitionTime", now_iso())
+            ),
         }
         if generation is not None:
             entry["observedGeneration"] = generation
@@ -52,5 +54,7 @@ def merge_conditions(
     return sorted(merged.values(), key=lambda item: item["type"])
 
 
-def without_condition(current: Iterable[Mapping[str, Any]] | None, condition_type: str) -> list[dict[str, Any]]:
+def without_condition(
+    current: Iterable[Mapping[str, Any]] | None, condition_type: str
+) -> list[dict[str, Any]]:
     return [dict(item) for item in current or () if item.get("type") != condition_type]

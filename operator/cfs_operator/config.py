@@ -24,7 +24,13 @@ class OperatorConfig:
     claim_namespaces: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        for name in ("drift_interval", "selection_interval", "retry_delay", "max_retry_delay", "slow_retry_delay"):
+        for name in (
+            "drift_interval",
+            "selection_interval",
+            "retry_delay",
+            "max_retry_delay",
+            "slow_retry_delay",
+        ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.workers < 1:

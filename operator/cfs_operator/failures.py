@@ -11,10 +11,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from cfs_cloud import (
-    CfsAuthError, CfsError, CfsInternalError, CfsInUse, CfsInvalidParameter, CfsNetworkError,
-    CfsNotFound, CfsResourceExhausted, CfsThrottled,
+    CfsAuthError,
+    CfsError,
+    CfsInternalError,
+    CfsInUse,
+    CfsInvalidParameter,
+    CfsNetworkError,
+    CfsNotFound,
+    CfsResourceExhausted,
+    CfsThrottled,
 )
-
 from cfs_operator.conditions import READY, SYNCED, Condition
 from cfs_operator.policies import BindingFailed
 from cfs_operator.specs import SpecError
@@ -48,10 +54,10 @@ PERMANENT_REASONS = frozenset({"InvalidSpec", "CloudRejected"})
 
 @dataclass(frozen=True)
 class Failure:
-    reason: str          # condition reason
+    reason: str  # condition reason
     message: str
-    permanent: bool      # the spec must change before a retry can succeed
-    slow_retry: bool     # waiting on something outside the operator (quota, credentials, users)
+    permanent: bool  # the spec must change before a retry can succeed
+    slow_retry: bool  # waiting on something outside the operator (quota, credentials, users)
 
 
 def classify(error: Exception) -> Failure:
@@ -63,8 +69,12 @@ def classify(error: Exception) -> Failure:
         return Failure("OperatorError", f"{type(error).__name__}: {error}", permanent=False, slow_retry=False)
     field = FIELD_OF_CODE.get(error.code)
     if field is not None or isinstance(error, CfsInvalidParameter) or error.code == UNSUPPORTED:
-        return Failure("CloudRejected", f"{field or 'spec'}: the CFS API rejected it: {error}",
-                       permanent=True, slow_retry=False)
+        return Failure(
+            "CloudRejected",
+            f"{field or 'spec'}: the CFS API rejected it: {error}",
+            permanent=True,
+            slow_retry=False,
+        )
     if isinstance(error, CfsInUse):
         return Failure("InUse", str(error), permanent=False, slow_retry=True)
     if isinstance(error, CfsResourceExhausted):
@@ -78,8 +88,9 @@ def classify(error: Exception) -> Failure:
     return Failure("CloudError", str(error), permanent=False, slow_retry=False)
 
 
-def failure_conditions(failure: Failure, has_cloud_id: bool,
-                       current: Iterable[Mapping[str, Any]] | None) -> list[Condition]:
+def failure_conditions(
+    failure: Failure, has_cloud_id: bool, current: Iterable[Mapping[str, Any]] | None
+) -> list[Condition]:
     """The conditions a failed reconciliation sets.
 
     Synced always turns False. Ready stays True through transient trouble with an object that
@@ -102,8 +113,11 @@ def failed_permanently(status: Mapping[str, Any], generation: int | None) -> boo
     """
     for item in status.get("conditions") or ():
         if item.get("type") == READY:
-            return (item.get("status") == "False" and item.get("reason") in PERMANENT_REASONS
-                    and item.get("observedGeneration") == generation)
+            return (
+                item.get("status") == "False"
+                and item.get("reason") in PERMANENT_REASONS
+                and item.get("observedGeneration") == generation
+            )
     return False
 
 

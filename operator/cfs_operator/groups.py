@@ -11,12 +11,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from cfs_cloud import CfsClient, CfsInvalidParameter, CfsNotFound
-
 from cfs_operator.changes import ChangeLog
 from cfs_operator.lookup import locate
 from cfs_operator.plans import (
-    CloudGroup, CloudRule, CreateRule, DeleteRule, UpdateRule, group_from_cloud, plan_group_update,
-    plan_rules, rule_from_cloud, rule_params,
+    CloudGroup,
+    CloudRule,
+    CreateRule,
+    DeleteRule,
+    UpdateRule,
+    group_from_cloud,
+    plan_group_update,
+    plan_rules,
+    rule_from_cloud,
+    rule_params,
 )
 from cfs_operator.specs import GroupSpec, RuleSpec, SpecError
 
@@ -45,9 +52,12 @@ def describe_rules(client: CfsClient, pgroup_id: str) -> list[CloudRule]:
     return [rule_from_cloud(raw) for raw in reply.get("RuleList") or ()]
 
 
-def _create_group(client: CfsClient, spec: GroupSpec, resumed_create: bool,
-                  log: ChangeLog) -> tuple[CloudGroup, bool]:
+def _create_group(
+    client: CfsClient, spec: GroupSpec, resumed_create: bool, log: ChangeLog
+) -> tuple[CloudGroup, bool]:
     """(the group, whether it was created just now rather than found from an earlier attempt)."""
+    if spec.name is None:  # parse_group_spec allows no name only when a group is adopted
+        raise SpecError("spec.name", "is required to create a permission group")
     params: dict[str, Any] = {"Name": spec.name}
     if spec.description is not None:
         params["DescInfo"] = spec.description
@@ -73,8 +83,9 @@ def _create_group(client: CfsClient, spec: GroupSpec, resumed_create: bool,
     return CloudGroup(reply["PGroupId"], spec.name, spec.description or "", 0), True
 
 
-def _apply_rules(client: CfsClient, group: CloudGroup, spec: GroupSpec,
-                 observed: list[CloudRule], log: ChangeLog) -> tuple[CloudRule, ...]:
+def _apply_rules(
+    client: CfsClient, group: CloudGroup, spec: GroupSpec, observed: list[CloudRule], log: ChangeLog
+) -> tuple[CloudRule, ...]:
     if spec.rules is None:
         return tuple(observed)
     result = {rule.rule_id: rule for rule in observed}
@@ -87,11 +98,15 @@ def _apply_rules(client: CfsClient, group: CloudGroup, spec: GroupSpec,
             del result[action.rule_id]
             log.add("RuleDeleted", f"deleted rule {action.rule_id} for {action.previous.client_ip}")
         elif isinstance(action, UpdateRule):
-            client.call("UpdateCfsRule", {"PGroupId": group.pgroup_id, "RuleId": action.rule_id,
-                                          **rule_params(action.rule)})
+            client.call(
+                "UpdateCfsRule",
+                {"PGroupId": group.pgroup_id, "RuleId": action.rule_id, **rule_params(action.rule)},
+            )
             result[action.rule_id] = CloudRule(action.rule_id, action.rule)
-            log.add("RuleUpdated", f"updated rule {action.rule_id}: {_describe(action.previous)} -> "
-                                   f"{_describe(action.rule)}")
+            log.add(
+                "RuleUpdated",
+                f"updated rule {action.rule_id}: {_describe(action.previous)} -> {_describe(action.rule)}",
+            )
         elif isinstance(action, CreateRule):
             reply = client.call("CreateCfsRule", {"PGroupId": group.pgroup_id, **rule_params(action.rule)})
             result[reply["RuleId"]] = CloudRule(reply["RuleId"], action.rule)
@@ -110,8 +125,14 @@ def reconcile_group(client: CfsClient, spec: GroupSpec, status: dict[str, Any], 
     ``status`` is the resource's current status (the group id and any interrupted create).
     """
     group, adopted = locate(
-        functools.partial(describe_group, client), known_id=status.get("pGroupId"), adopt_id=spec.adopt_id,
-        adopted_before=bool(status.get("adopted")), adopt_field="spec.pGroupId", noun="permission group", log=log)
+        functools.partial(describe_group, client),
+        known_id=status.get("pGroupId"),
+        adopt_id=spec.adopt_id,
+        adopted_before=bool(status.get("adopted")),
+        adopt_field="spec.pGroupId",
+        noun="permission group",
+        log=log,
+    )
     fresh = False
     if group is None:
         group, fresh = _create_group(client, spec, status.get("creating") == spec.name, log)
@@ -122,8 +143,12 @@ def reconcile_group(client: CfsClient, spec: GroupSpec, status: dict[str, Any], 
     changes = plan_group_update(spec, group)
     if changes:
         client.call("UpdateCfsPGroup", {"PGroupId": group.pgroup_id, **changes})
-        group = CloudGroup(group.pgroup_id, changes.get("Name", group.name),
-                           changes.get("DescInfo", group.description), group.bind_cfs_num)
+        group = CloudGroup(
+            group.pgroup_id,
+            changes.get("Name", group.name),
+            changes.get("DescInfo", group.description),
+            group.bind_cfs_num,
+        )
         log.add("GroupUpdated", f"updated permission group {group.pgroup_id}: {', '.join(sorted(changes))}")
     rules = _apply_rules(client, group, spec, observed, log)
     return GroupState(group, rules, adopted)

@@ -13,7 +13,6 @@ import kopf
 import prometheus_client
 
 from cfs_cloud import CfsClient, CloudConfig
-
 from cfs_operator.config import OperatorConfig
 from cfs_operator.handlers import operator_settings, register
 from cfs_operator.runtime import OperatorRuntime
@@ -39,28 +38,64 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="cfs-operator",
         description="Reconciles CfsPermissionGroup and CfsAutoSnapshotPolicy resources against "
-                    "the CFS API. Cloud endpoint, region and credentials come from CFS_ENDPOINT, "
-                    "TENCENTCLOUD_REGION, TENCENTCLOUD_SECRET_ID/KEY or CFS_CREDENTIALS_DIR.")
+        "the CFS API. Cloud endpoint, region and credentials come from CFS_ENDPOINT, "
+        "TENCENTCLOUD_REGION, TENCENTCLOUD_SECRET_ID/KEY or CFS_CREDENTIALS_DIR.",
+    )
     defaults = OperatorConfig()
-    parser.add_argument("--namespace", action="append", default=[],
-                        help="snapshot-policy selectors pick claims only in this namespace (repeatable; "
-                             "default: every namespace)")
-    parser.add_argument("--peering", metavar="NAME", default=None,
-                        help="kopf peering name: one active replica among those sharing it "
-                             "(needs the ClusterKopfPeering CRD; default: standalone)")
-    parser.add_argument("--peering-priority", metavar="N", type=int, default=None,
-                        help="with --peering: the live replica with the highest priority works, the others "
-                             "stand by (default: random, so that replicas never tie: tied replicas all pause)")
-    parser.add_argument("--liveness", metavar="URL", default=None,
-                        help="liveness endpoint, e.g. http://0.0.0.0:8081/healthz (default: off)")
-    parser.add_argument("--metrics-address", metavar="HOST:PORT", default="",
-                        help="serve Prometheus /metrics here (default: off)")
-    parser.add_argument("--drift-interval", type=positive_float, default=defaults.drift_interval, metavar="SECONDS",
-                        help="how often each resource re-reads the cloud and repairs drift")
-    parser.add_argument("--selection-interval", type=positive_float, default=defaults.selection_interval,
-                        metavar="SECONDS", help="how often snapshot policies re-resolve their claim selector")
-    parser.add_argument("--workers", type=positive_int, default=defaults.workers,
-                        help="threads making cloud calls (paced by the client's rate limits)")
+    parser.add_argument(
+        "--namespace",
+        action="append",
+        default=[],
+        help="snapshot-policy selectors pick claims only in this namespace (repeatable; "
+        "default: every namespace)",
+    )
+    parser.add_argument(
+        "--peering",
+        metavar="NAME",
+        default=None,
+        help="kopf peering name: one active replica among those sharing it "
+        "(needs the ClusterKopfPeering CRD; default: standalone)",
+    )
+    parser.add_argument(
+        "--peering-priority",
+        metavar="N",
+        type=int,
+        default=None,
+        help="with --peering: the live replica with the highest priority works, the others "
+        "stand by (default: random, so that replicas never tie: tied replicas all pause)",
+    )
+    parser.add_argument(
+        "--liveness",
+        metavar="URL",
+        default=None,
+        help="liveness endpoint, e.g. http://0.0.0.0:8081/healthz (default: off)",
+    )
+    parser.add_argument(
+        "--metrics-address",
+        metavar="HOST:PORT",
+        default="",
+        help="serve Prometheus /metrics here (default: off)",
+    )
+    parser.add_argument(
+        "--drift-interval",
+        type=positive_float,
+        default=defaults.drift_interval,
+        metavar="SECONDS",
+        help="how often each resource re-reads the cloud and repairs drift",
+    )
+    parser.add_argument(
+        "--selection-interval",
+        type=positive_float,
+        default=defaults.selection_interval,
+        metavar="SECONDS",
+        help="how often snapshot policies re-resolve their claim selector",
+    )
+    parser.add_argument(
+        "--workers",
+        type=positive_int,
+        default=defaults.workers,
+        help="threads making cloud calls (paced by the client's rate limits)",
+    )
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return parser.parse_args(argv)
 
@@ -73,8 +108,12 @@ def split_address(address: str) -> tuple[str, int]:
 
 
 def config_from_args(args: argparse.Namespace) -> OperatorConfig:
-    return OperatorConfig(drift_interval=args.drift_interval, selection_interval=args.selection_interval,
-                          workers=args.workers, claim_namespaces=tuple(args.namespace))
+    return OperatorConfig(
+        drift_interval=args.drift_interval,
+        selection_interval=args.selection_interval,
+        workers=args.workers,
+        claim_namespaces=tuple(args.namespace),
+    )
 
 
 def peering_priority(args: argparse.Namespace) -> int | None:
@@ -98,8 +137,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = config_from_args(args)
     cloud_config = CloudConfig.from_env()
     if not cloud_config.has_credentials():
-        log.warning("no CFS credentials configured; every cloud call will fail with AuthFailure until "
-                    "TENCENTCLOUD_SECRET_ID/KEY or CFS_CREDENTIALS_DIR provide them")
+        log.warning(
+            "no CFS credentials configured; every cloud call will fail with AuthFailure until "
+            "TENCENTCLOUD_SECRET_ID/KEY or CFS_CREDENTIALS_DIR provide them"
+        )
     if args.metrics_address:
         host, port = split_address(args.metrics_address)
         prometheus_client.start_http_server(port, addr=host)
@@ -108,18 +149,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     register(registry, config)
     kopf.on.login(registry=registry)(login)
     try:
-        asyncio.run(kopf.operator(
-            registry=registry,
-            settings=operator_settings(),
-            # Always cluster-wide: the custom resources are cluster scoped, and so is the peering
-            # (ClusterKopfPeering) that keeps one replica active; --namespace filters claims instead.
-            clusterwide=True,
-            standalone=args.peering is None,
-            peering_name=args.peering,
-            priority=peering_priority(args),
-            liveness_endpoint=args.liveness,
-            memo=kopf.Memo(runtime=runtime),
-        ))
+        asyncio.run(
+            kopf.operator(
+                registry=registry,
+                settings=operator_settings(),
+                # Always cluster-wide: the custom resources are cluster scoped, and so is the peering
+                # (ClusterKopfPeering) that keeps one replica active; --namespace filters claims instead.
+                clusterwide=True,
+                standalone=args.peering is None,
+                peering_name=args.peering,
+                priority=peering_priority(args),
+                liveness_endpoint=args.liveness,
+                memo=kopf.Memo(runtime=runtime),
+            )
+        )
     finally:
         runtime.close()
     return 0

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from cfs_cloud.rules import EVERY_CLIENT
-
 from cfs_operator.specs import GroupSpec, PolicySpec, RuleSpec, SpecError, normalize_client_ip
 
 
@@ -141,7 +140,7 @@ def plan_rules(desired: Iterable[RuleSpec], observed: Iterable[CloudRule]) -> li
     reused = min(len(leftovers), len(missing))
     updates += [
         UpdateRule(cloud_rule.rule_id, rule, cloud_rule.rule)
-        for cloud_rule, rule in zip(leftovers[:reused], missing[:reused])
+        for cloud_rule, rule in zip(leftovers[:reused], missing[:reused], strict=True)
     ]
     deletes: list[RuleAction] = [DeleteRule(r.rule_id, r.rule) for r in leftovers[reused:]]
     creates: list[RuleAction] = [CreateRule(rule) for rule in missing[reused:]]

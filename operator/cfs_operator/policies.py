@@ -11,11 +11,14 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from cfs_cloud import CfsClient, CfsError, CfsInvalidParameter, CfsNotFound
-
 from cfs_operator.changes import ChangeLog
 from cfs_operator.lookup import locate
 from cfs_operator.plans import (
-    CloudPolicy, create_policy_params, plan_bindings, plan_policy_update, policy_from_cloud,
+    CloudPolicy,
+    create_policy_params,
+    plan_bindings,
+    plan_policy_update,
+    policy_from_cloud,
 )
 from cfs_operator.specs import MAX_FILE_SYSTEMS_PER_POLICY, PolicySpec, SpecError
 
@@ -42,19 +45,27 @@ class BindingFailed(Exception):
 
 
 def describe_policy(client: CfsClient, policy_id: str) -> CloudPolicy | None:
-    raw = client.find_item("DescribeAutoSnapshotPolicies", "AutoSnapshotPolicies",
-                           "AutoSnapshotPolicyId", policy_id, AutoSnapshotPolicyId=policy_id)
+    raw = client.find_item(
+        "DescribeAutoSnapshotPolicies",
+        "AutoSnapshotPolicies",
+        "AutoSnapshotPolicyId",
+        policy_id,
+        AutoSnapshotPolicyId=policy_id,
+    )
     return None if raw is None else policy_from_cloud(raw)
 
 
 def find_policy_by_name(client: CfsClient, name: str) -> CloudPolicy | None:
     # An account holds at most 30 policies (vendor limit), so one page covers them all.
-    raw = client.find_item("DescribeAutoSnapshotPolicies", "AutoSnapshotPolicies", "PolicyName",
-                           name, Limit=LIST_PAGE)
+    raw = client.find_item(
+        "DescribeAutoSnapshotPolicies", "AutoSnapshotPolicies", "PolicyName", name, Limit=LIST_PAGE
+    )
     return None if raw is None else policy_from_cloud(raw)
 
 
 def _create_policy(client: CfsClient, spec: PolicySpec, resumed_create: bool, log: ChangeLog) -> CloudPolicy:
+    if spec.policy_name is None:  # parse_policy_spec allows no name only when adopting
+        raise SpecError("spec.policyName", "is required to create a policy")
     # A create whose reply was lost left a policy with our name: take it instead of a second one.
     existing = find_policy_by_name(client, spec.policy_name) if resumed_create else None
     if existing is not None:
@@ -74,7 +85,9 @@ def _create_policy(client: CfsClient, spec: PolicySpec, resumed_create: bool, lo
 def _bind(client: CfsClient, policy_id: str, fs_ids: list[str]) -> dict[str, CfsError]:
     """Bind all in one call; if the cloud refuses the batch, bind one by one to find the culprits."""
     try:
-        client.call("BindAutoSnapshotPolicy", {"AutoSnapshotPolicyId": policy_id, "FileSystemIds": ",".join(fs_ids)})
+        client.call(
+            "BindAutoSnapshotPolicy", {"AutoSnapshotPolicyId": policy_id, "FileSystemIds": ",".join(fs_ids)}
+        )
         return {}
     except (CfsNotFound, CfsInvalidParameter) as err:
         if len(fs_ids) == 1:
@@ -88,14 +101,17 @@ def _bind(client: CfsClient, policy_id: str, fs_ids: list[str]) -> dict[str, Cfs
     return failures
 
 
-def _converge_bindings(client: CfsClient, policy: CloudPolicy, desired: Collection[str] | None,
-                       log: ChangeLog) -> tuple[CloudPolicy, dict[str, CfsError]]:
+def _converge_bindings(
+    client: CfsClient, policy: CloudPolicy, desired: Collection[str] | None, log: ChangeLog
+) -> tuple[CloudPolicy, dict[str, CfsError]]:
     """(the policy with its bindings as they now are, the file systems that could not be bound)."""
     to_bind, to_unbind = plan_bindings(desired, policy.file_system_ids)
     bound = set(policy.file_system_ids)
     if to_unbind:
-        client.call("UnbindAutoSnapshotPolicy", {"AutoSnapshotPolicyId": policy.policy_id,
-                                                 "FileSystemIds": ",".join(to_unbind)})
+        client.call(
+            "UnbindAutoSnapshotPolicy",
+            {"AutoSnapshotPolicyId": policy.policy_id, "FileSystemIds": ",".join(to_unbind)},
+        )
         bound -= set(to_unbind)
         log.add("Unbound", f"unbound {', '.join(to_unbind)} from snapshot policy {policy.policy_id}")
     failures: dict[str, CfsError] = {}
@@ -108,21 +124,33 @@ def _converge_bindings(client: CfsClient, policy: CloudPolicy, desired: Collecti
     return replace(policy, file_system_ids=tuple(sorted(bound))), failures
 
 
-def reconcile_policy(client: CfsClient, spec: PolicySpec, desired_file_systems: Collection[str] | None,
-                     status: dict[str, Any], log: ChangeLog) -> PolicyState:
+def reconcile_policy(
+    client: CfsClient,
+    spec: PolicySpec,
+    desired_file_systems: Collection[str] | None,
+    status: dict[str, Any],
+    log: ChangeLog,
+) -> PolicyState:
     """Create or adopt the policy if needed, then converge its settings and its bindings.
 
     ``desired_file_systems`` is spec.fileSystemIds plus what the claim selector resolved to
     (None: bindings are not managed). ``status`` is the resource's current status.
     """
     if desired_file_systems is not None and len(desired_file_systems) > MAX_FILE_SYSTEMS_PER_POLICY:
-        raise SpecError("spec.persistentVolumeClaimSelector",
-                        f"selects {len(desired_file_systems)} file systems; a policy binds at most "
-                        f"{MAX_FILE_SYSTEMS_PER_POLICY}")
+        raise SpecError(
+            "spec.persistentVolumeClaimSelector",
+            f"selects {len(desired_file_systems)} file systems; a policy binds at most "
+            f"{MAX_FILE_SYSTEMS_PER_POLICY}",
+        )
     policy, adopted = locate(
-        functools.partial(describe_policy, client), known_id=status.get("autoSnapshotPolicyId"),
-        adopt_id=spec.adopt_id, adopted_before=bool(status.get("adopted")), adopt_field="spec.autoSnapshotPolicyId",
-        noun="snapshot policy", log=log)
+        functools.partial(describe_policy, client),
+        known_id=status.get("autoSnapshotPolicyId"),
+        adopt_id=spec.adopt_id,
+        adopted_before=bool(status.get("adopted")),
+        adopt_field="spec.autoSnapshotPolicyId",
+        noun="snapshot policy",
+        log=log,
+    )
     if policy is None:
         policy = _create_policy(client, spec, status.get("creating") == spec.policy_name, log)
     else:
@@ -145,8 +173,10 @@ def delete_policy(client: CfsClient, policy_id: str, log: ChangeLog) -> None:
     if policy is None:
         return
     if policy.file_system_ids:
-        client.call("UnbindAutoSnapshotPolicy", {"AutoSnapshotPolicyId": policy_id,
-                                                 "FileSystemIds": ",".join(policy.file_system_ids)})
+        client.call(
+            "UnbindAutoSnapshotPolicy",
+            {"AutoSnapshotPolicyId": policy_id, "FileSystemIds": ",".join(policy.file_system_ids)},
+        )
         log.add("Unbound", f"unbound {', '.join(policy.file_system_ids)} from snapshot policy {policy_id}")
     try:
         client.call("DeleteAutoSnapshotPolicy", {"AutoSnapshotPolicyId": policy_id})

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from cfs_cloud import CfsClient
-
 from cfs_operator.config import OperatorConfig
 
 T = TypeVar("T")

@@ -29,7 +29,7 @@ class ClaimRecord:
 @dataclass(frozen=True)
 class VolumeRecord:
     file_system_id: str
-    claim: tuple[str, str] | None      # (namespace, name) from spec.claimRef
+    claim: tuple[str, str] | None  # (namespace, name) from spec.claimRef
 
 
 def file_system_id_of_volume(pv: Mapping[str, Any]) -> str | None:

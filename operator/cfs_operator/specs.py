@@ -50,9 +50,9 @@ class RuleSpec:
 
 @dataclass(frozen=True)
 class GroupSpec:
-    name: str | None                      # None: keep the adopted group's name
-    description: str | None               # None: leave the description alone
-    rules: tuple[RuleSpec, ...] | None    # None: leave the adopted group's rules alone
+    name: str | None  # None: keep the adopted group's name
+    description: str | None  # None: leave the description alone
+    rules: tuple[RuleSpec, ...] | None  # None: leave the adopted group's rules alone
     adopt_id: str | None
     deletion_policy: str
 
@@ -144,19 +144,24 @@ def parse_rules(raw_rules: Any) -> tuple[RuleSpec, ...]:
                 "each client may appear once per group",
             )
         first_index_of[client_ip] = index
-        rules.append(RuleSpec(
-            client_ip=client_ip,
-            rw_permission=_choice(raw.get("rwPermission"), f"{where}.rwPermission", RW_PERMISSIONS, "RO"),
-            user_permission=_choice(
-                raw.get("userPermission"), f"{where}.userPermission", USER_PERMISSIONS, "root_squash"),
-            priority=_int_in(raw.get("priority"), f"{where}.priority", *PRIORITY_RANGE),
-        ))
+        rules.append(
+            RuleSpec(
+                client_ip=client_ip,
+                rw_permission=_choice(raw.get("rwPermission"), f"{where}.rwPermission", RW_PERMISSIONS, "RO"),
+                user_permission=_choice(
+                    raw.get("userPermission"), f"{where}.userPermission", USER_PERMISSIONS, "root_squash"
+                ),
+                priority=_int_in(raw.get("priority"), f"{where}.priority", *PRIORITY_RANGE),
+            )
+        )
     return tuple(rules)
 
 
 def _group_name(value: Any, field: str) -> str:
     if not isinstance(value, str) or not _GROUP_NAME.match(value):
-        raise SpecError(field, f"{value!r} is not allowed; use Chinese characters, letters, digits, '_' or '-'")
+        raise SpecError(
+            field, f"{value!r} is not allowed; use Chinese characters, letters, digits, '_' or '-'"
+        )
     if len(value.encode()) > GROUP_NAME_MAX_BYTES:
         raise SpecError(field, f"{value!r} is longer than {GROUP_NAME_MAX_BYTES} bytes")
     return value
@@ -226,8 +231,9 @@ def parse_label_selector(raw: Any, field: str) -> LabelSelector:
         where = f"{field}.matchExpressions[{index}]"
         if not isinstance(expression, Mapping) or not isinstance(expression.get("key"), str):
             raise SpecError(where, "must have a string key and an operator")
-        operator = _choice(expression.get("operator"), f"{where}.operator",
-                           ("In", "NotIn", "Exists", "DoesNotExist"))
+        operator = _choice(
+            expression.get("operator"), f"{where}.operator", ("In", "NotIn", "Exists", "DoesNotExist")
+        )
         values = tuple(expression.get("values") or ())
         if operator in ("In", "NotIn") and not values:
             raise SpecError(f"{where}.values", f"must not be empty for operator {operator}")
@@ -244,7 +250,7 @@ def parse_policy_spec(spec: Mapping[str, Any], resource_name: str) -> PolicySpec
         policy_name = resource_name
     if policy_name is not None and len(policy_name) > POLICY_NAME_MAX_CHARS:
         raise SpecError("spec.policyName", f"is longer than {POLICY_NAME_MAX_CHARS} characters")
-    schedule = {}
+    schedule: dict[str, tuple[int, ...] | None] = {}
     for key, field, low, high in (("dayOfWeek", "spec.dayOfWeek", 1, 7), ("hour", "spec.hour", 0, 23)):
         if spec.get(key) is None:
             if adopt_id is None:
@@ -268,8 +274,9 @@ def parse_policy_spec(spec: Mapping[str, Any], resource_name: str) -> PolicySpec
             if not isinstance(fs_id, str) or not _FILE_SYSTEM_ID.match(fs_id):
                 raise SpecError(f"spec.fileSystemIds[{index}]", f"{fs_id!r} is not a file system id (cfs-…)")
         if len(set(file_system_ids)) > MAX_FILE_SYSTEMS_PER_POLICY:
-            raise SpecError("spec.fileSystemIds",
-                            f"a policy binds at most {MAX_FILE_SYSTEMS_PER_POLICY} file systems")
+            raise SpecError(
+                "spec.fileSystemIds", f"a policy binds at most {MAX_FILE_SYSTEMS_PER_POLICY} file systems"
+            )
         file_system_ids = tuple(sorted(set(file_system_ids)))
     raw_selector = spec.get("persistentVolumeClaimSelector")
     claim_selector = None
@@ -278,9 +285,11 @@ def parse_policy_spec(spec: Mapping[str, Any], resource_name: str) -> PolicySpec
             raise SpecError("spec.persistentVolumeClaimSelector", "must be an object")
         claim_selector = ClaimSelector(
             namespace_selector=parse_label_selector(
-                raw_selector.get("namespaceSelector"), "spec.persistentVolumeClaimSelector.namespaceSelector"),
+                raw_selector.get("namespaceSelector"), "spec.persistentVolumeClaimSelector.namespaceSelector"
+            ),
             label_selector=parse_label_selector(
-                raw_selector.get("labelSelector"), "spec.persistentVolumeClaimSelector.labelSelector"),
+                raw_selector.get("labelSelector"), "spec.persistentVolumeClaimSelector.labelSelector"
+            ),
         )
     return PolicySpec(
         policy_name=policy_name,

@@ -7,7 +7,7 @@ through the admin endpoint. ACTION may be '*' (every action).
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,12 +44,19 @@ def parse_latency(text: str) -> tuple[str, float]:
 
 
 class Faults:
-    def __init__(self, rules: list[FaultRule] = (), latency_ms: Mapping[str, float] | None = None,
-                 create_failed_rate: float = 0.0, seed: int | None = None):
+    def __init__(
+        self,
+        rules: Iterable[FaultRule] = (),
+        latency_ms: Mapping[str, float] | None = None,
+        create_failed_rate: float = 0.0,
+        seed: int | None = None,
+    ):
         self._random = random.Random(seed)
         self.replace(list(rules), dict(latency_ms or {}), create_failed_rate)
 
-    def replace(self, rules: list[FaultRule], latency_ms: dict[str, float], create_failed_rate: float) -> None:
+    def replace(
+        self, rules: list[FaultRule], latency_ms: dict[str, float], create_failed_rate: float
+    ) -> None:
         if not 0.0 <= create_failed_rate <= 1.0:
             raise ValueError(f"create_failed_rate must be within 0..1, got {create_failed_rate}")
         self.rules = rules
@@ -57,7 +64,9 @@ class Faults:
         self.create_failed_rate = create_failed_rate
 
     def replace_from_json(self, body: Mapping[str, Any]) -> None:
-        rules = [FaultRule(str(f["action"]), str(f["code"]), float(f["rate"])) for f in body.get("faults", [])]
+        rules = [
+            FaultRule(str(f["action"]), str(f["code"]), float(f["rate"])) for f in body.get("faults", [])
+        ]
         latency = {str(k): float(v) for k, v in body.get("latency", {}).items()}
         self.replace(rules, latency, float(body.get("create_failed_rate", 0.0)))
 

@@ -60,36 +60,73 @@ class Settings:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cfs-reference", description=__doc__)
-    parser.add_argument("--config", type=Path, help="YAML file with any of these options (flag names as keys)")
+    parser.add_argument(
+        "--config", type=Path, help="YAML file with any of these options (flag names as keys)"
+    )
     parser.add_argument("--listen", default="127.0.0.1:8080", help="HOST:PORT (port 0 picks a free port)")
     parser.add_argument("--port-file", type=Path, help="write the bound port here once listening")
     parser.add_argument("--state-dir", type=Path, default=Path("cfs-reference-state"))
-    parser.add_argument("--credential", action="append", default=[], metavar="ID:KEY[:TOKEN]",
-                        help=f"repeatable; with TOKEN a temporary key whose requests must carry that "
-                             f"X-TC-Token; also {CREDENTIALS_ENV}='id:key,id2:key2:token'")
+    parser.add_argument(
+        "--credential",
+        action="append",
+        default=[],
+        metavar="ID:KEY[:TOKEN]",
+        help=f"repeatable; with TOKEN a temporary key whose requests must carry that "
+        f"X-TC-Token; also {CREDENTIALS_ENV}='id:key,id2:key2:token'",
+    )
     parser.add_argument("--admin-token", default="", help="protects /_admin/* (disabled when empty)")
     parser.add_argument("--region", default=DEFAULT_REGION)
-    parser.add_argument("--regions", action="append", default=[], metavar="NAME",
-                        help="more regions (repeatable or comma-separated)")
+    parser.add_argument(
+        "--regions",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="more regions (repeatable or comma-separated)",
+    )
     parser.add_argument("--create-delay", type=float, default=2.0, metavar="SECONDS")
-    parser.add_argument("--rate-limit", action="append", default=[], metavar="ACTION=N",
-                        help="override a documented per-action limit (0 = unlimited)")
+    parser.add_argument(
+        "--rate-limit",
+        action="append",
+        default=[],
+        metavar="ACTION=N",
+        help="override a documented per-action limit (0 = unlimited)",
+    )
     parser.add_argument("--no-rate-limits", action="store_true")
     parser.add_argument("--fault", action="append", default=[], metavar="ACTION:CODE:RATE")
     parser.add_argument("--latency", action="append", default=[], metavar="ACTION:MS")
     parser.add_argument("--create-failed-rate", type=float, default=0.0)
     parser.add_argument("--nfs", choices=("auto", "on", "off"), default="auto")
     parser.add_argument("--mount-ip-pool", default="127.16.0.0/16", metavar="CIDR")
-    parser.add_argument("--nfs-v3", action="store_true",
-                        help="also serve NFSv3 at /<FSID> (needs an rpcbind in this network namespace)")
-    parser.add_argument("--mount-target-mode", choices=MOUNT_TARGET_MODES, default="local",
-                        help="local: one ganesha per mount-target IP; kubernetes: a Service per file system")
-    parser.add_argument("--nfs-port-range", default=DEFAULT_PORT_RANGE, metavar="FIRST-LAST",
-                        help="kubernetes mode: the pod ports given to file systems")
-    parser.add_argument("--mount-target-selector", default="", metavar="KEY=VALUE,...",
-                        help="kubernetes mode: the reference pod's labels (the Services select it)")
-    parser.add_argument("--service-account-dir", type=Path, default=SERVICE_ACCOUNT_DIR, metavar="DIR",
-                        help="kubernetes mode: the pod's service-account token, ca.crt and namespace")
+    parser.add_argument(
+        "--nfs-v3",
+        action="store_true",
+        help="also serve NFSv3 at /<FSID> (needs an rpcbind in this network namespace)",
+    )
+    parser.add_argument(
+        "--mount-target-mode",
+        choices=MOUNT_TARGET_MODES,
+        default="local",
+        help="local: one ganesha per mount-target IP; kubernetes: a Service per file system",
+    )
+    parser.add_argument(
+        "--nfs-port-range",
+        default=DEFAULT_PORT_RANGE,
+        metavar="FIRST-LAST",
+        help="kubernetes mode: the pod ports given to file systems",
+    )
+    parser.add_argument(
+        "--mount-target-selector",
+        default="",
+        metavar="KEY=VALUE,...",
+        help="kubernetes mode: the reference pod's labels (the Services select it)",
+    )
+    parser.add_argument(
+        "--service-account-dir",
+        type=Path,
+        default=SERVICE_ACCOUNT_DIR,
+        metavar="DIR",
+        help="kubernetes mode: the pod's service-account token, ca.crt and namespace",
+    )
     parser.add_argument("--log-level", default="INFO")
     return parser
 
@@ -111,8 +148,11 @@ def parse_settings(argv: list[str]) -> tuple[Settings, str]:
     credentials, tokens = _credentials(parser, args.credential + _env_credentials())
     host, _, port = args.listen.rpartition(":")
     try:
-        faults = Faults([parse_fault(f) for f in args.fault], dict(parse_latency(x) for x in args.latency),
-                        args.create_failed_rate)
+        faults = Faults(
+            [parse_fault(f) for f in args.fault],
+            dict(parse_latency(x) for x in args.latency),
+            args.create_failed_rate,
+        )
         rate_limits = dict(_rate_limit(x) for x in args.rate_limit)
         settings = Settings(
             host=host or "127.0.0.1",
@@ -130,9 +170,11 @@ def parse_settings(argv: list[str]) -> tuple[Settings, str]:
             nfs=args.nfs,
             mount_ip_pool=args.mount_ip_pool,
             nfsv3=args.nfs_v3,
-            in_cluster=InClusterSettings(args.mount_ip_pool, args.nfs_port_range, args.mount_target_selector,
-                                         args.service_account_dir)
-            if args.mount_target_mode == "kubernetes" else None,
+            in_cluster=InClusterSettings(
+                args.mount_ip_pool, args.nfs_port_range, args.mount_target_selector, args.service_account_dir
+            )
+            if args.mount_target_mode == "kubernetes"
+            else None,
         )
     except ValueError as error:
         parser.error(str(error))
@@ -155,7 +197,9 @@ def _credentials(parser: argparse.ArgumentParser, items: list[str]) -> tuple[dic
         secret_id, sep, rest = item.strip().partition(":")
         secret_key, _, token = rest.partition(":")
         if not sep or not secret_id or not secret_key:
-            parser.error("--credential wants ID:KEY or ID:KEY:TOKEN")  # never echo the value: it holds a secret
+            parser.error(
+                "--credential wants ID:KEY or ID:KEY:TOKEN"
+            )  # never echo the value: it holds a secret
         credentials[secret_id] = secret_key
         if token:
             tokens[secret_id] = token
@@ -175,7 +219,11 @@ def _rate_limit(text: str) -> tuple[str, int]:
 
 async def serve(settings: Settings, data_plane: DataPlane) -> None:
     backend = Backend(
-        settings.state_dir, settings.regions, settings.mount_ip_pool, data_plane, settings.create_delay,
+        settings.state_dir,
+        settings.regions,
+        settings.mount_ip_pool,
+        data_plane,
+        settings.create_delay,
         settings.faults.create_fails,
     )
     protocol = Protocol(
@@ -186,8 +234,11 @@ async def serve(settings: Settings, data_plane: DataPlane) -> None:
         CallLog(),
     )
     runner = web.AppRunner(
-        build_app(protocol, settings.admin_token), access_log=None, handle_signals=False,
-        max_line_size=MAX_GET_BYTES, max_field_size=MAX_GET_BYTES,
+        build_app(protocol, settings.admin_token),
+        access_log=None,
+        handle_signals=False,
+        max_line_size=MAX_GET_BYTES,
+        max_field_size=MAX_GET_BYTES,
     )
     await runner.setup()
     try:
@@ -211,7 +262,8 @@ async def serve(settings: Settings, data_plane: DataPlane) -> None:
 def main(argv: list[str] | None = None) -> int:
     settings, log_level = parse_settings(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(
-        level=log_level.upper(), stream=sys.stderr,
+        level=log_level.upper(),
+        stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
     try:

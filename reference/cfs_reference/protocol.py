@@ -32,8 +32,19 @@ log = logging.getLogger(__name__)
 
 HANDLERS = MappingProxyType({V2018: v20180416.HANDLERS, V2019: v20190719.HANDLERS})
 V1_COMMON_PARAMS = frozenset(
-    {"Action", "Version", "Region", "Timestamp", "Nonce", "SecretId", "Signature", "SignatureMethod",
-     "Token", "Language", "RequestClient"}
+    {
+        "Action",
+        "Version",
+        "Region",
+        "Timestamp",
+        "Nonce",
+        "SecretId",
+        "Signature",
+        "SignatureMethod",
+        "Token",
+        "Language",
+        "RequestClient",
+    }
 )
 READ_ONLY_PREFIXES = ("Describe", "Query")
 JSON_TYPE = "application/json"
@@ -73,8 +84,9 @@ class _Call:
 
 
 class Protocol:
-    def __init__(self, backend: Backend, verifier: Verifier, limiter: RateLimiter, faults: Faults,
-                 calls: CallLog):
+    def __init__(
+        self, backend: Backend, verifier: Verifier, limiter: RateLimiter, faults: Faults, calls: CallLog
+    ):
         self.backend = backend
         self.verifier = verifier
         self.limiter = limiter
@@ -88,12 +100,20 @@ class Protocol:
             payload = await self._dispatch(call)
             outcome = Outcome(call.action, call.version, payload, "OK")
         except ApiError as error:
-            outcome = Outcome(call.action if call else "", call.version if call else "",
-                              {"Error": {"Code": error.code, "Message": error.message}}, error.code)
+            outcome = Outcome(
+                call.action if call else "",
+                call.version if call else "",
+                {"Error": {"Code": error.code, "Message": error.message}},
+                error.code,
+            )
         except Exception:
             log.exception("unexpected failure in %s", call.action if call else "request parsing")
-            outcome = Outcome(call.action if call else "", call.version if call else "",
-                              {"Error": {"Code": "InternalError", "Message": "internal error"}}, "InternalError")
+            outcome = Outcome(
+                call.action if call else "",
+                call.version if call else "",
+                {"Error": {"Code": "InternalError", "Message": "internal error"}},
+                "InternalError",
+            )
         if outcome.action:
             self.calls.record(outcome.action, outcome.code)
         return outcome
@@ -102,7 +122,9 @@ class Protocol:
 
     def _authenticated_call(self, request: HttpRequest) -> _Call:
         if request.method not in ("GET", "POST"):
-            raise ApiError("UnsupportedProtocol", f"HTTP method {request.method} is not supported; use GET or POST")
+            raise ApiError(
+                "UnsupportedProtocol", f"HTTP method {request.method} is not supported; use GET or POST"
+            )
         if request.headers.get("authorization", "").startswith(TC3_ALGORITHM):
             return self._tc3_call(request)
         return self._v1_call(request)
@@ -186,7 +208,9 @@ class Protocol:
 def _catalogue_entry(version: str, name: str) -> Action:
     actions = CATALOGUE.get(version)
     if actions is None:
-        raise ApiError("NoSuchVersion", f"Version {version!r} does not exist; available: {', '.join(CATALOGUE)}")
+        raise ApiError(
+            "NoSuchVersion", f"Version {version!r} does not exist; available: {', '.join(CATALOGUE)}"
+        )
     if name not in actions:
         raise ApiError("InvalidAction", f"Action {name!r} does not exist in version {version}")
     return actions[name]

@@ -9,8 +9,13 @@ from collections.abc import Callable, Mapping
 class RateLimiter:
     """One token bucket per action: refills at N tokens/s and holds at most N (a one-second burst)."""
 
-    def __init__(self, documented: Mapping[str, int], overrides: Mapping[str, int] | None = None,
-                 enabled: bool = True, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        documented: Mapping[str, int],
+        overrides: Mapping[str, int] | None = None,
+        enabled: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.documented = dict(documented)
         self.overrides: dict[str, int] = dict(overrides or {})
         self.enabled = enabled

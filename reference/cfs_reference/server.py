@@ -20,7 +20,9 @@ from cfs_reference.protocol import HttpRequest, Protocol
 access_log = logging.getLogger("cfs_reference.access")
 log = logging.getLogger(__name__)
 
-JSON_HEADERS = MappingProxyType({"Content-Type": "application/json"})  # exactly this: the SDK parses nothing else
+JSON_HEADERS = MappingProxyType(
+    {"Content-Type": "application/json"}
+)  # exactly this: the SDK parses nothing else
 SETTLE_INTERVAL_SECONDS = 0.05  # how often lifecycles advance when no request arrives
 ADMIN_TOKEN_HEADER = "X-Admin-Token"
 PROTOCOL_KEY = web.AppKey("protocol", Protocol)
@@ -28,26 +30,32 @@ ADMIN_TOKEN_KEY = web.AppKey("admin_token", str)
 
 
 def json_response(body: Any, status: int = 200) -> web.Response:
-    return web.Response(body=json.dumps(body, ensure_ascii=False).encode("utf-8"), status=status,
-                        headers=JSON_HEADERS)
+    return web.Response(
+        body=json.dumps(body, ensure_ascii=False).encode("utf-8"), status=status, headers=JSON_HEADERS
+    )
 
 
 async def api(request: web.Request) -> web.Response:
     started = time.perf_counter()
     protocol = request.app[PROTOCOL_KEY]
-    outcome = await protocol.handle(HttpRequest(
-        method=request.method,
-        host=request.host,
-        query_string=request.rel_url.raw_query_string,
-        headers={name.lower(): value for name, value in request.headers.items()},
-        body=await request.read(),
-    ))
+    outcome = await protocol.handle(
+        HttpRequest(
+            method=request.method,
+            host=request.host,
+            query_string=request.rel_url.raw_query_string,
+            headers={name.lower(): value for name, value in request.headers.items()},
+            body=await request.read(),
+        )
+    )
     request_id = str(uuid.uuid4())
     response = json_response({"Response": {**outcome.payload, "RequestId": request_id}})
     access_log.info(
         "request action=%s version=%s code=%s latency_ms=%.1f request_id=%s",
-        outcome.action or "-", outcome.version or "-", outcome.code,
-        (time.perf_counter() - started) * 1000, request_id,
+        outcome.action or "-",
+        outcome.version or "-",
+        outcome.code,
+        (time.perf_counter() - started) * 1000,
+        request_id,
     )
     return response
 
@@ -114,11 +122,13 @@ async def admin_config(request: web.Request) -> web.Response:
             protocol.limiter.enabled = bool(body["rate_limits_enabled"])
     except (ValueError, TypeError, AttributeError) as error:
         return json_response({"error": f"bad config body: {error}"}, 400)
-    return json_response({
-        "create_delay": protocol.backend.create_delay,
-        "rate_limits_enabled": protocol.limiter.enabled,
-        "rate_limits": {**protocol.limiter.documented, **protocol.limiter.overrides},
-    })
+    return json_response(
+        {
+            "create_delay": protocol.backend.create_delay,
+            "rate_limits_enabled": protocol.limiter.enabled,
+            "rate_limits": {**protocol.limiter.documented, **protocol.limiter.overrides},
+        }
+    )
 
 
 # ---- application ----

@@ -19,7 +19,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from cfs_reference.errors import ApiError
 
@@ -59,7 +59,7 @@ def tc3_canonical_request(
 
 def tc3_date(timestamp: int) -> str:
     """The credential-scope date: the UTC date of X-TC-Timestamp (never local time)."""
-    return datetime.fromtimestamp(timestamp, tz=timezone.utc).strftime("%Y-%m-%d")
+    return datetime.fromtimestamp(timestamp, tz=UTC).strftime("%Y-%m-%d")
 
 
 def tc3_string_to_sign(timestamp: int, credential_scope: str, canonical_request: str) -> str:
@@ -76,7 +76,9 @@ def tc3_signature(secret_key: str, date: str, service: str, string_to_sign: str)
     return hmac.new(secret_signing, string_to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
-def tc3_authorization(secret_id: str, credential_scope: str, signed_headers: list[str], signature: str) -> str:
+def tc3_authorization(
+    secret_id: str, credential_scope: str, signed_headers: list[str], signature: str
+) -> str:
     """Step 2.4."""
     return (
         f"{TC3_ALGORITHM} Credential={secret_id}/{credential_scope}, "
@@ -166,7 +168,9 @@ class Verifier:
             raise _failure(f"the credential service must be {self.service!r}")
         canonical = tc3_canonical_request(method, query, headers, auth.signed_headers, payload)
         scope = f"{auth.date}/{auth.service}/{TC3_TERMINATOR}"
-        expected = tc3_signature(secret_key, auth.date, auth.service, tc3_string_to_sign(timestamp, scope, canonical))
+        expected = tc3_signature(
+            secret_key, auth.date, auth.service, tc3_string_to_sign(timestamp, scope, canonical)
+        )
         if not hmac.compare_digest(expected, auth.signature):
             raise _failure("the request signature does not match")
         self._check_token(auth.secret_id, headers.get("x-tc-token", ""), "X-TC-Token")
@@ -195,7 +199,9 @@ class Verifier:
         if expected is None:  # a long-term key: "长期密钥不需要 Token"
             return
         if not given:
-            raise ApiError("AuthFailure.TokenFailure", f"this SecretId is a temporary key: {name} is required")
+            raise ApiError(
+                "AuthFailure.TokenFailure", f"this SecretId is a temporary key: {name} is required"
+            )
         if not hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8")):
             raise ApiError("AuthFailure.TokenFailure", f"the {name} does not belong to this temporary key")
 
@@ -214,14 +220,18 @@ class Verifier:
         if secret_id in self.credentials:
             return self.credentials[secret_id]
         if not secret_id.startswith(CLOUD_API_KEY_PREFIX):
-            raise ApiError("AuthFailure.InvalidSecretId",
-                           f"the SecretId is not a cloud API key (they start with {CLOUD_API_KEY_PREFIX})")
+            raise ApiError(
+                "AuthFailure.InvalidSecretId",
+                f"the SecretId is not a cloud API key (they start with {CLOUD_API_KEY_PREFIX})",
+            )
         raise ApiError("AuthFailure.SecretIdNotFound", "the SecretId is not found")
 
     def _timestamp(self, raw: str | None, name: str) -> int:
         if raw is None or not raw.strip().isdigit():
-            raise ApiError("MissingParameter" if not raw else "InvalidParameter",
-                           f"{name} must be the current UNIX time in seconds")
+            raise ApiError(
+                "MissingParameter" if not raw else "InvalidParameter",
+                f"{name} must be the current UNIX time in seconds",
+            )
         timestamp = int(raw)
         if abs(self.clock() - timestamp) > MAX_CLOCK_SKEW_SECONDS:
             raise ApiError(

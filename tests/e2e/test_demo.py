@@ -11,10 +11,15 @@ import pytest
 from cfs_demo.walkthrough import kernel_has_nfs_client
 from tests.support.netns import private_network
 
-pytestmark = pytest.mark.skipif(
-    not (shutil.which("ganesha.nfsd") and shutil.which("nfs-cp")),
-    reason="the demo serves NFS with nfs-ganesha and reads it with libnfs "
-           "(Debian: nfs-ganesha nfs-ganesha-vfs libnfs-utils; `make demo` installs them)")
+pytestmark = [
+    pytest.mark.nfs,
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not (shutil.which("ganesha.nfsd") and shutil.which("nfs-cp")),
+        reason="the demo serves NFS with nfs-ganesha and reads it with libnfs "
+        "(Debian: nfs-ganesha nfs-ganesha-vfs libnfs-utils; `make demo` installs them)",
+    ),
+]
 
 V4_OPTIONS = "vers=4.0,noresvport,hard,timeo=600,retrans=2"
 ORDER = [
@@ -46,8 +51,12 @@ def demo(tmp_path_factory):
     addresses and port 2049 cannot collide with anything else on the machine."""
     workdir = tmp_path_factory.mktemp("demo")
     with private_network([]):
-        result = subprocess.run([sys.executable, "-m", "cfs_demo", "--workdir", str(workdir)],
-                                capture_output=True, text=True, timeout=600)
+        result = subprocess.run(
+            [sys.executable, "-m", "cfs_demo", "--workdir", str(workdir)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
     return workdir, result
 
 
@@ -105,12 +114,29 @@ def test_demo_blames_the_kernel_only_for_a_missing_nfs_client(tmp_path):
     """
     workdir = tmp_path / "demo"
     result = subprocess.run(
-        ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$@"', "sh",
-         sys.executable, "-m", "cfs_demo", "--workdir", str(workdir), "--create-delay", "0.05"],
-        capture_output=True, text=True, timeout=300)
+        [
+            "unshare",
+            "-n",
+            "sh",
+            "-c",
+            'ip link set lo up && exec "$@"',
+            "sh",
+            sys.executable,
+            "-m",
+            "cfs_demo",
+            "--workdir",
+            str(workdir),
+            "--create-delay",
+            "0.05",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     reference_log = (workdir / "reference.log").read_text()
     assert "NFS data plane disabled" in reference_log, (
-        f"precondition: the reference service served NFS here after all:\n{reference_log}")
+        f"precondition: the reference service served NFS here after all:\n{reference_log}"
+    )
     assert result.returncode == 1, result.stdout + result.stderr
     assert "demo FAILED: NodeStageVolume: UNAVAILABLE: NFS server" in result.stdout
     assert "port 2049 is unreachable" in result.stdout

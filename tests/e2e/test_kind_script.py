@@ -19,8 +19,13 @@ TOOLS = ("docker", "kind", "kubectl", "helm", "git", "curl", "python3")
 
 
 def run(path_dir: Path, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([shutil.which("bash"), str(SCRIPT)], capture_output=True, text=True, timeout=timeout,
-                          env={"PATH": str(path_dir), "HOME": str(path_dir)})
+    return subprocess.run(
+        [shutil.which("bash"), str(SCRIPT)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={"PATH": str(path_dir), "HOME": str(path_dir)},
+    )
 
 
 def fake_tools(directory: Path, docker_info_status: int) -> None:
@@ -55,12 +60,15 @@ def test_skips_when_the_docker_daemon_is_unreachable(tmp_path):
 
 def _selects(selector: dict, labels: dict) -> bool:
     """A Kubernetes label selector (matchLabels, matchExpressions) against a label set."""
-    operators = {"In": lambda key, values: labels.get(key) in values,
-                 "NotIn": lambda key, values: labels.get(key) not in values,
-                 "Exists": lambda key, _: key in labels,
-                 "DoesNotExist": lambda key, _: key not in labels}
-    return (selector.get("matchLabels", {}).items() <= labels.items()
-            and all(operators[e["operator"]](e["key"], e.get("values", [])) for e in selector.get("matchExpressions", [])))
+    operators = {
+        "In": lambda key, values: labels.get(key) in values,
+        "NotIn": lambda key, values: labels.get(key) not in values,
+        "Exists": lambda key, _: key in labels,
+        "DoesNotExist": lambda key, _: key not in labels,
+    }
+    return selector.get("matchLabels", {}).items() <= labels.items() and all(
+        operators[e["operator"]](e["key"], e.get("values", [])) for e in selector.get("matchExpressions", [])
+    )
 
 
 def test_custom_resources_it_applies_can_work_on_a_fresh_reference_service():
@@ -70,8 +78,12 @@ def test_custom_resources_it_applies_can_work_on_a_fresh_reference_service():
     script = SCRIPT.read_text()
     applied = re.findall(r'-f "\$REPO/(deploy/examples/cfs-[\w-]+\.yaml)"', script)
     assert applied
-    labels = {kind: dict(pair.split("=") for pair in found.split())
-              for kind, found in re.findall(r'label (namespace "\$NS"|pvc cfs-data) ((?:\S+=\S+ )+)--overwrite', script)}
+    labels = {
+        kind: dict(pair.split("=") for pair in found.split())
+        for kind, found in re.findall(
+            r'label (namespace "\$NS"|pvc cfs-data) ((?:\S+=\S+ )+)--overwrite', script
+        )
+    }
     namespace_labels, claim_labels = labels['namespace "$NS"'], labels["pvc cfs-data"]
     policies = 0
     for path in applied:
@@ -86,7 +98,10 @@ def test_custom_resources_it_applies_can_work_on_a_fresh_reference_service():
 
 
 def test_selector_matching_used_above():
-    selector = {"matchLabels": {"env": "prod"}, "matchExpressions": [{"key": "backup", "operator": "In", "values": ["nightly"]}]}
+    selector = {
+        "matchLabels": {"env": "prod"},
+        "matchExpressions": [{"key": "backup", "operator": "In", "values": ["nightly"]}],
+    }
     assert _selects(selector, {"env": "prod", "backup": "nightly"})
     assert not _selects(selector, {"env": "prod", "backup": "weekly"})
     assert not _selects(selector, {"backup": "nightly"})

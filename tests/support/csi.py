@@ -22,14 +22,14 @@ from pathlib import Path
 
 import grpc
 import pytest
-from cfs_cloud import CfsClient
 
+from cfs_cloud import CfsClient
 from cfs_csi.config import MODE_CONTROLLER, DriverConfig, Endpoint
 from cfs_csi.controller.servicer import ControllerServicer, build_controller
+from cfs_csi.controller.subdir import ShareAccess
 from cfs_csi.csipb import csi_pb2, csi_pb2_grpc
 from cfs_csi.identity import CachedReadiness, IdentityServicer
 from cfs_csi.server import CsiServer, Service
-from cfs_csi.controller.subdir import ShareAccess
 from tests.support.cloud import cloud_config
 
 ZONE = "ap-shanghai-fsi-1"
@@ -40,20 +40,28 @@ STARTUP_TIMEOUT = 20.0
 MOUNT_CAPABILITY = csi_pb2.VolumeCapability(
     mount=csi_pb2.VolumeCapability.MountVolume(),
     access_mode=csi_pb2.VolumeCapability.AccessMode(
-        mode=csi_pb2.VolumeCapability.AccessMode.MULTI_NODE_MULTI_WRITER))
+        mode=csi_pb2.VolumeCapability.AccessMode.MULTI_NODE_MULTI_WRITER
+    ),
+)
 READ_ONLY_CAPABILITY = csi_pb2.VolumeCapability(
     mount=csi_pb2.VolumeCapability.MountVolume(),
     access_mode=csi_pb2.VolumeCapability.AccessMode(
-        mode=csi_pb2.VolumeCapability.AccessMode.MULTI_NODE_READER_ONLY))
+        mode=csi_pb2.VolumeCapability.AccessMode.MULTI_NODE_READER_ONLY
+    ),
+)
 
 
-def create_request(name: str, parameters: dict | None = None, gib: int = 1,
-                   **fields) -> csi_pb2.CreateVolumeRequest:
+def create_request(
+    name: str, parameters: dict | None = None, gib: int = 1, **fields
+) -> csi_pb2.CreateVolumeRequest:
     """A CreateVolumeRequest for a MULTI_NODE_MULTI_WRITER mount unless `fields` say otherwise."""
     fields.setdefault("volume_capabilities", [MOUNT_CAPABILITY])
     return csi_pb2.CreateVolumeRequest(
-        name=name, parameters=parameters or {},
-        capacity_range=csi_pb2.CapacityRange(required_bytes=gib * GIB), **fields)
+        name=name,
+        parameters=parameters or {},
+        capacity_range=csi_pb2.CapacityRange(required_bytes=gib * GIB),
+        **fields,
+    )
 
 
 @dataclass
@@ -126,25 +134,43 @@ def managed_groups(ref) -> list[dict]:
 
 
 def driver_config(socket_path: Path, create_timeout: float = 30.0) -> DriverConfig:
-    return DriverConfig(mode=MODE_CONTROLLER, endpoint=Endpoint("unix", path=str(socket_path)),
-                        zone=ZONE, default_allowed_clients=ALLOWED_CLIENTS,
-                        create_timeout=create_timeout)
+    return DriverConfig(
+        mode=MODE_CONTROLLER,
+        endpoint=Endpoint("unix", path=str(socket_path)),
+        zone=ZONE,
+        default_allowed_clients=ALLOWED_CLIENTS,
+        create_timeout=create_timeout,
+    )
 
 
 @contextmanager
-def serving_controller(tmp_path: Path, ref, *, share_access: ShareAccess | None = None,
-                       create_timeout: float = 30.0, workers: int = 32,
-                       **cloud_overrides) -> Iterator[Controller]:
+def serving_controller(
+    tmp_path: Path,
+    ref,
+    *,
+    share_access: ShareAccess | None = None,
+    create_timeout: float = 30.0,
+    workers: int = 32,
+    **cloud_overrides,
+) -> Iterator[Controller]:
     config = driver_config(tmp_path / "controller.sock", create_timeout)
     servicer = build_controller(
-        config, client=CfsClient(cloud_config(ref, **cloud_overrides)),
-        share_access=share_access)
-    identity = IdentityServicer(config.driver_name, controller=True, topology=True,
-                                readiness=CachedReadiness(servicer.readiness_check))
-    server = CsiServer(config.endpoint, [
-        Service(servicer, csi_pb2_grpc.add_ControllerServicer_to_server),
-        Service(identity, csi_pb2_grpc.add_IdentityServicer_to_server),
-    ], workers=workers)
+        config, client=CfsClient(cloud_config(ref, **cloud_overrides)), share_access=share_access
+    )
+    identity = IdentityServicer(
+        config.driver_name,
+        controller=True,
+        topology=True,
+        readiness=CachedReadiness(servicer.readiness_check),
+    )
+    server = CsiServer(
+        config.endpoint,
+        [
+            Service(servicer, csi_pb2_grpc.add_ControllerServicer_to_server),
+            Service(identity, csi_pb2_grpc.add_IdentityServicer_to_server),
+        ],
+        workers=workers,
+    )
     controller = Controller(server.address, servicer=servicer)
     try:
         yield controller
@@ -160,27 +186,44 @@ class DriverProcess:
         self.socket_path = tmp_path / "driver.sock"
         self.log_path = tmp_path / "driver.log"
         self.argv = [
-            sys.executable, "-m", "cfs_csi", "--mode", MODE_CONTROLLER,
-            "--endpoint", f"unix://{self.socket_path}", "--zone", ZONE,
-            "--default-allowed-clients", ",".join(ALLOWED_CLIENTS),
-            "--create-timeout", str(create_timeout), "--log-level", log_level,
+            sys.executable,
+            "-m",
+            "cfs_csi",
+            "--mode",
+            MODE_CONTROLLER,
+            "--endpoint",
+            f"unix://{self.socket_path}",
+            "--zone",
+            ZONE,
+            "--default-allowed-clients",
+            ",".join(ALLOWED_CLIENTS),
+            "--create-timeout",
+            str(create_timeout),
+            "--log-level",
+            log_level,
         ]
-        self.env = {**os.environ, "CFS_ENDPOINT": ref.url, "TENCENTCLOUD_REGION": ref.region,
-                    "TENCENTCLOUD_SECRET_ID": ref.secret_id,
-                    "TENCENTCLOUD_SECRET_KEY": ref.secret_key}
+        self.env = {
+            **os.environ,
+            "CFS_ENDPOINT": ref.url,
+            "TENCENTCLOUD_REGION": ref.region,
+            "TENCENTCLOUD_SECRET_ID": ref.secret_id,
+            "TENCENTCLOUD_SECRET_KEY": ref.secret_key,
+        }
         self.process: subprocess.Popen | None = None
         self.controller: Controller | None = None
 
     def start(self) -> Controller:
         with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(self.argv, env=self.env, stdout=log, stderr=log,
-                                            stdin=subprocess.DEVNULL)
+            self.process = subprocess.Popen(
+                self.argv, env=self.env, stdout=log, stderr=log, stdin=subprocess.DEVNULL
+            )
         deadline = time.monotonic() + STARTUP_TIMEOUT
         controller = Controller(f"unix://{self.socket_path}")
         while True:
             if self.process.poll() is not None:
-                raise RuntimeError(f"driver exited with {self.process.returncode}: "
-                                   f"{self.log_path.read_text()[-2000:]}")
+                raise RuntimeError(
+                    f"driver exited with {self.process.returncode}: {self.log_path.read_text()[-2000:]}"
+                )
             try:
                 controller.identity.GetPluginInfo(csi_pb2.GetPluginInfoRequest(), timeout=1)
                 break

@@ -25,16 +25,16 @@ from typing import Any
 
 import attrs
 import kmock
-from kmock._internal import parsing as kmock_parsing
 import kopf
 import pytest
 import yaml
+from kmock._internal import parsing as kmock_parsing
 
 import cfs_operator
 from cfs_cloud import CfsClient, CloudConfig
 from cfs_operator.conditions import now_iso
 from cfs_operator.config import OperatorConfig
-from cfs_operator.handlers import GROUP, POLICIES, PGROUPS, VERSION, operator_settings, register
+from cfs_operator.handlers import GROUP, PGROUPS, POLICIES, VERSION, operator_settings, register
 from cfs_operator.runtime import OperatorRuntime
 from tests.support.cloud import cloud_config
 
@@ -58,7 +58,10 @@ def load_crds() -> list[dict[str, Any]]:
 
 def crd_schemas() -> dict[str, dict[str, Any]]:
     """kind -> openAPIV3Schema of the served version."""
-    return {crd["spec"]["names"]["kind"]: crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"] for crd in load_crds()}
+    return {
+        crd["spec"]["names"]["kind"]: crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+        for crd in load_crds()
+    }
 
 
 def schema_nodes(node: dict[str, Any], path: str = "") -> list[tuple[str, dict[str, Any]]]:
@@ -79,6 +82,7 @@ def _parse_path_with_namespaces(original: Callable[[str], Any]) -> Callable[[str
     The operator watches Namespaces (claim selectors match namespace labels), so the harness
     fixes exactly that path shape and leaves every other path to kmock.
     """
+
     def parse_path(path: str) -> Any:
         parts = path.strip("/").split("/")
         if parts[:3] == ["api", "v1", "namespaces"] and len(parts) <= 4:
@@ -94,20 +98,22 @@ def register_resources(server: kmock.KubernetesEmulator) -> None:
     """Built-in resources plus every CRD of the operator, as API discovery will report them."""
     if not getattr(kmock_parsing.parse_path, "fixes_namespaces", False):
         kmock_parsing.parse_path = _parse_path_with_namespaces(kmock_parsing.parse_path)
-    with warnings.catch_warnings():   # kmock 0.8 reads its bundle with a deprecated importlib call
+    with warnings.catch_warnings():  # kmock 0.8 reads its bundle with a deprecated importlib call
         warnings.simplefilter("ignore", DeprecationWarning)
         server.resources.load_bundled()
     for crd in load_crds():
         names = crd["spec"]["names"]
         for version in crd["spec"]["versions"]:
-            server.resources[f"{crd['spec']['group']}/{version['name']}/{names['plural']}"] = kmock.ResourceInfo(
-                kind=names["kind"],
-                singular=names.get("singular"),
-                namespaced=crd["spec"]["scope"] == "Namespaced",
-                verbs=VERBS,
-                shortnames=set(names.get("shortNames", ())),
-                categories=set(names.get("categories", ())),
-                subresources={"status"} if "status" in version.get("subresources", {}) else set(),
+            server.resources[f"{crd['spec']['group']}/{version['name']}/{names['plural']}"] = (
+                kmock.ResourceInfo(
+                    kind=names["kind"],
+                    singular=names.get("singular"),
+                    namespaced=crd["spec"]["scope"] == "Namespaced",
+                    verbs=VERBS,
+                    shortnames=set(names.get("shortNames", ())),
+                    categories=set(names.get("categories", ())),
+                    subresources={"status"} if "status" in version.get("subresources", {}) else set(),
+                )
             )
 
 
@@ -115,10 +121,10 @@ def register_resources(server: kmock.KubernetesEmulator) -> None:
 class VersionedEmulator(kmock.KubernetesEmulator):
     """kmock's Kubernetes emulator, plus what an API server does on writes and kmock 0.8 does not.
 
-    A bounded request log (below). A new metadata.resourceVersion on every write: kopf tells its own just-patched state from stale
-    watch events by it. A uid and creationTimestamp on create: kopf keeps per-object memory (timers,
-    memo) by uid. A name for objects created with generateName (kopf's Events), which kmock would
-    otherwise store all under one empty name.
+    A bounded request log (below). A new metadata.resourceVersion on every write: kopf tells its own
+    just-patched state from stale watch events by it. A uid and creationTimestamp on create: kopf
+    keeps per-object memory (timers, memo) by uid. A name for objects created with generateName
+    (kopf's Events), which kmock would otherwise store all under one empty name.
     """
 
     _versions: Iterator[int] = attrs.field(factory=lambda: itertools.count(1), init=False)
@@ -156,7 +162,7 @@ async def kube() -> AsyncIterator[VersionedEmulator]:
 
 
 @pytest.fixture
-def cluster(kube: VersionedEmulator) -> "Cluster":
+def cluster(kube: VersionedEmulator) -> Cluster:
     """Fixture: kubectl-like access to `kube`."""
     return Cluster(kube)
 
@@ -174,9 +180,16 @@ class Cluster:
     def __init__(self, server: kmock.KubernetesEmulator):
         self.server = server
 
-    async def _send(self, method: str, path: str, body: dict[str, Any] | None = None,
-                    content_type: str = "application/json") -> dict[str, Any]:
-        async with self.server.request(method, path, json=body, headers={"Content-Type": content_type}) as reply:
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        content_type: str = "application/json",
+    ) -> dict[str, Any]:
+        async with self.server.request(
+            method, path, json=body, headers={"Content-Type": content_type}
+        ) as reply:
             payload = await reply.json()
             if reply.status >= 400:
                 raise AssertionError(f"{method} {path}: HTTP {reply.status}: {payload.get('message')}")
@@ -186,8 +199,12 @@ class Cluster:
         namespace = body["metadata"].get("namespace")
         return await self._send("POST", _path(resource, namespace), body)
 
-    async def patch(self, resource: str, name: str, patch: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
-        return await self._send("PATCH", _path(resource, namespace, name), patch, "application/merge-patch+json")
+    async def patch(
+        self, resource: str, name: str, patch: dict[str, Any], namespace: str | None = None
+    ) -> dict[str, Any]:
+        return await self._send(
+            "PATCH", _path(resource, namespace, name), patch, "application/merge-patch+json"
+        )
 
     async def delete(self, resource: str, name: str, namespace: str | None = None) -> None:
         await self._send("DELETE", _path(resource, namespace, name))
@@ -200,24 +217,36 @@ class Cluster:
 
     def events(self, name: str) -> list[dict[str, Any]]:
         """Events posted about the object called `name` (reason and message are what we check)."""
-        return [event for event in objects_of(self.server, EVENT_RESOURCE)
-                if event.get("involvedObject", {}).get("name") == name]
+        return [
+            event
+            for event in objects_of(self.server, EVENT_RESOURCE)
+            if event.get("involvedObject", {}).get("name") == name
+        ]
 
     def event_reasons(self, name: str) -> list[str]:
         return [event.get("reason") for event in self.events(name)]
 
-    async def wait_for_events(self, name: str, *reasons: str, timeout: float = WAIT_TIMEOUT) -> list[dict[str, Any]]:
+    async def wait_for_events(
+        self, name: str, *reasons: str, timeout: float = WAIT_TIMEOUT
+    ) -> list[dict[str, Any]]:
         """Events are posted in the background: wait until each reason was posted about `name`."""
         deadline = time.monotonic() + timeout
         while not set(reasons) <= set(self.event_reasons(name)):
             if time.monotonic() > deadline:
-                raise AssertionError(f"events {reasons} about {name} not posted in {timeout}s; "
-                                     f"got {self.event_reasons(name)}")
+                raise AssertionError(
+                    f"events {reasons} about {name} not posted in {timeout}s; got {self.event_reasons(name)}"
+                )
             await asyncio.sleep(0.05)
         return self.events(name)
 
-    async def wait_for(self, resource: str, name: str, predicate: Callable[[dict[str, Any] | None], bool],
-                       timeout: float = WAIT_TIMEOUT, namespace: str | None = None) -> dict[str, Any] | None:
+    async def wait_for(
+        self,
+        resource: str,
+        name: str,
+        predicate: Callable[[dict[str, Any] | None], bool],
+        timeout: float = WAIT_TIMEOUT,
+        namespace: str | None = None,
+    ) -> dict[str, Any] | None:
         """Poll the stored object until `predicate(obj)` holds (obj is None once deleted)."""
         deadline = time.monotonic() + timeout
         while True:
@@ -225,7 +254,9 @@ class Cluster:
             if predicate(obj):
                 return obj
             if time.monotonic() > deadline:
-                raise AssertionError(f"{resource} {name}: condition not reached in {timeout}s; last state: {obj}")
+                raise AssertionError(
+                    f"{resource} {name}: condition not reached in {timeout}s; last state: {obj}"
+                )
             await asyncio.sleep(0.05)
 
 
@@ -236,7 +267,9 @@ def condition(obj: dict[str, Any] | None, condition_type: str) -> dict[str, Any]
     return None
 
 
-def condition_is(obj: dict[str, Any] | None, condition_type: str, status: str, reason: str | None = None) -> bool:
+def condition_is(
+    obj: dict[str, Any] | None, condition_type: str, status: str, reason: str | None = None
+) -> bool:
     item = condition(obj, condition_type)
     return item is not None and item["status"] == status and (reason is None or item.get("reason") == reason)
 
@@ -252,8 +285,9 @@ def fast_settings() -> kopf.OperatorSettings:
 
 
 @contextlib.asynccontextmanager
-async def running_operator(server: kmock.KubernetesEmulator, cloud_config: CloudConfig,
-                           config: OperatorConfig) -> AsyncIterator[OperatorRuntime]:
+async def running_operator(
+    server: kmock.KubernetesEmulator, cloud_config: CloudConfig, config: OperatorConfig
+) -> AsyncIterator[OperatorRuntime]:
     """kopf's real operator loop in this event loop, logged in to kmock, until the block ends."""
     registry = kopf.OperatorRegistry()
     register(registry, config)
@@ -264,10 +298,16 @@ async def running_operator(server: kmock.KubernetesEmulator, cloud_config: Cloud
 
     runtime = OperatorRuntime(config, CfsClient(cloud_config))
     ready = asyncio.Event()
-    task = asyncio.create_task(kopf.operator(
-        registry=registry, settings=fast_settings(), clusterwide=True, standalone=True,
-        memo=kopf.Memo(runtime=runtime), ready_flag=ready,
-    ))
+    task = asyncio.create_task(
+        kopf.operator(
+            registry=registry,
+            settings=fast_settings(),
+            clusterwide=True,
+            standalone=True,
+            memo=kopf.Memo(runtime=runtime),
+            ready_flag=ready,
+        )
+    )
     try:
         await asyncio.wait_for(ready.wait(), WAIT_TIMEOUT)
         yield runtime
@@ -295,17 +335,33 @@ def fast_cloud_config(reference: Any, **overrides: Any) -> CloudConfig:
 
 def fast_config(**overrides: Any) -> OperatorConfig:
     """Short retries; timers effectively off unless a test asks for them (they add calls)."""
-    values = {"drift_interval": 3600.0, "selection_interval": 3600.0, "retry_delay": 0.1,
-              "max_retry_delay": 0.5, "slow_retry_delay": 0.3, "workers": 8}
+    values = {
+        "drift_interval": 3600.0,
+        "selection_interval": 3600.0,
+        "retry_delay": 0.1,
+        "max_retry_delay": 0.5,
+        "slow_retry_delay": 0.3,
+        "workers": 8,
+    }
     values.update(overrides)
     return OperatorConfig(**values)
 
 
 def make_file_system(client: CfsClient, region: str, name: str, pgroup_id: str = "pgroupbasic") -> str:
     """A real (reference) file system to bind policies to or to keep a permission group in use."""
-    fs_id = client.call("CreateCfsFileSystem", {
-        "Zone": f"{region}-1", "NetInterface": "VPC", "PGroupId": pgroup_id, "Protocol": "NFS",
-        "StorageType": "SD", "VpcId": "vpc-test", "SubnetId": "subnet-test", "FsName": name})["FileSystemId"]
+    fs_id = client.call(
+        "CreateCfsFileSystem",
+        {
+            "Zone": f"{region}-1",
+            "NetInterface": "VPC",
+            "PGroupId": pgroup_id,
+            "Protocol": "NFS",
+            "StorageType": "SD",
+            "VpcId": "vpc-test",
+            "SubnetId": "subnet-test",
+            "FsName": name,
+        },
+    )["FileSystemId"]
     client.wait_file_system_available(fs_id, timeout=WAIT_TIMEOUT)
     return fs_id
 
@@ -313,5 +369,6 @@ def make_file_system(client: CfsClient, region: str, name: str, pgroup_id: str =
 def calls_by_action(reference: Any, writes_only: bool = True) -> dict[str, int]:
     """Cloud calls per action since the last reset (by default only those that change something)."""
     counts = {action: len(entry["calls"]) for action, entry in reference.admin.calls().items()}
-    return {action: n for action, n in counts.items()
-            if n and not (writes_only and action.startswith("Describe"))}
+    return {
+        action: n for action, n in counts.items() if n and not (writes_only and action.startswith("Describe"))
+    }

@@ -18,10 +18,10 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 CLONE_NEWNET = 0x40000000
 FIRST_CLIENT_UID = 42000

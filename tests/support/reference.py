@@ -1,10 +1,10 @@
 """Test harness: the real reference CFS service in a subprocess on a random loopback port.
 
-    with running_reference(tmp_path, create_delay=0.05, nfs="off") as ref:
-        ref.endpoint, ref.url, ref.secret_id, ref.secret_key, ref.region
-        ref.admin.set_faults([...]); ref.admin.state(); ref.admin.calls(); ref.admin.reset_calls()
-        ref.admin.configure(create_delay=..., rate_limits={...})
-        ref.kill(); ref.restart()   # kill -9, then start again on the same state and port
+with running_reference(tmp_path, create_delay=0.05, nfs="off") as ref:
+    ref.endpoint, ref.url, ref.secret_id, ref.secret_key, ref.region
+    ref.admin.set_faults([...]); ref.admin.state(); ref.admin.calls(); ref.admin.reset_calls()
+    ref.admin.configure(create_delay=..., rate_limits={...})
+    ref.kill(); ref.restart()   # kill -9, then start again on the same state and port
 """
 
 from __future__ import annotations
@@ -38,18 +38,31 @@ class ReferenceAdmin:
     def request(self, method: str, path: str, body: Any = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
         req = urllib.request.Request(
-            self.url + path, data=data, method=method,
+            self.url + path,
+            data=data,
+            method=method,
             headers={"X-Admin-Token": self.token, "Content-Type": "application/json"},
         )
         with urllib.request.urlopen(req, timeout=10) as reply:
             return json.loads(reply.read())
 
-    def set_faults(self, faults: list[dict[str, Any]], latency: dict[str, float] | None = None,
-                   create_failed_rate: float = 0.0) -> dict[str, Any]:
-        """Replace all injected faults, e.g. [{"action": "*", "code": "RequestLimitExceeded", "rate": 0.3}]."""
-        return self.request("PUT", "/_admin/faults", {
-            "faults": faults, "latency": latency or {}, "create_failed_rate": create_failed_rate,
-        })
+    def set_faults(
+        self,
+        faults: list[dict[str, Any]],
+        latency: dict[str, float] | None = None,
+        create_failed_rate: float = 0.0,
+    ) -> dict[str, Any]:
+        """Replace all injected faults,
+        e.g. [{"action": "*", "code": "RequestLimitExceeded", "rate": 0.3}]."""
+        return self.request(
+            "PUT",
+            "/_admin/faults",
+            {
+                "faults": faults,
+                "latency": latency or {},
+                "create_failed_rate": create_failed_rate,
+            },
+        )
 
     def state(self) -> dict[str, Any]:
         return self.request("GET", "/_admin/state")
@@ -60,8 +73,12 @@ class ReferenceAdmin:
     def reset_calls(self) -> None:
         self.request("POST", "/_admin/calls/reset", {})
 
-    def configure(self, create_delay: float | None = None, rate_limits: dict[str, int] | None = None,
-                  rate_limits_enabled: bool | None = None) -> dict[str, Any]:
+    def configure(
+        self,
+        create_delay: float | None = None,
+        rate_limits: dict[str, int] | None = None,
+        rate_limits_enabled: bool | None = None,
+    ) -> dict[str, Any]:
         body: dict[str, Any] = {}
         if create_delay is not None:
             body["create_delay"] = create_delay
@@ -98,12 +115,19 @@ class RunningReference:
     def start(self) -> None:
         self.port_file.unlink(missing_ok=True)
         command = [
-            sys.executable, "-m", "cfs_reference",
-            "--listen", f"127.0.0.1:{self.port}",
-            "--port-file", str(self.port_file),
-            "--state-dir", str(self.state_dir),
-            "--admin-token", self.admin_token,
-            "--region", self.region,
+            sys.executable,
+            "-m",
+            "cfs_reference",
+            "--listen",
+            f"127.0.0.1:{self.port}",
+            "--port-file",
+            str(self.port_file),
+            "--state-dir",
+            str(self.state_dir),
+            "--admin-token",
+            self.admin_token,
+            "--region",
+            self.region,
             *self._args,
         ]
         env = dict(os.environ, CFS_REFERENCE_CREDENTIALS=f"{self.secret_id}:{self.secret_key}")
@@ -116,7 +140,9 @@ class RunningReference:
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                raise RuntimeError(f"cfs-reference exited with {self._process.returncode}:\n{self.log_text()}")
+                raise RuntimeError(
+                    f"cfs-reference exited with {self._process.returncode}:\n{self.log_text()}"
+                )
             if self.port_file.exists():
                 self.port = int(self.port_file.read_text())
                 try:
@@ -170,9 +196,15 @@ def running_reference(
         reference.stop()
 
 
-def sdk_client(reference: RunningReference, version: str = "2019-07-19", sign_method: str = "TC3-HMAC-SHA256",
-               req_method: str = "POST", secret_id: str | None = None, secret_key: str | None = None,
-               token: str | None = None):
+def sdk_client(
+    reference: RunningReference,
+    version: str = "2019-07-19",
+    sign_method: str = "TC3-HMAC-SHA256",
+    req_method: str = "POST",
+    secret_id: str | None = None,
+    secret_key: str | None = None,
+    token: str | None = None,
+):
     """An official-SDK client (CommonClient: any action of either version) pointed at `reference`;
     `token` makes the SDK send X-TC-Token (v1: Token), as it does for temporary credentials."""
     from tencentcloud.common import credential
@@ -194,7 +226,7 @@ def call(client, action: str, **params: Any) -> dict[str, Any]:
 
 
 def outcome(client, action: str, **params: Any) -> str:
-    """"OK", or the error code the call ended with."""
+    """ "OK", or the error code the call ended with."""
     from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 
     try:

@@ -3,7 +3,8 @@
 Helpers raise; `abort_on_error` turns what they raise into `context.abort(code, message)`:
 - `RpcError` carries its own status (ALREADY_EXISTS, NOT_FOUND, OUT_OF_RANGE, ...);
 - `ParameterError` / `MountOptionError` → INVALID_ARGUMENT;
-- `CfsError` → `grpc_status_for` (the project's single CFS→gRPC table, below); its text is "<code>: <message> (RequestId <id>)" and is already scrubbed of secrets;
+- `CfsError` → `grpc_status_for` (the project's single CFS→gRPC table, below); its text is
+  "<code>: <message> (RequestId <id>)" and is already scrubbed of secrets;
 - subdir mode: a missing directory → NOT_FOUND, an unreachable share → UNAVAILABLE, a symlink
   or file in the path → FAILED_PRECONDITION.
 """
@@ -14,13 +15,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import grpc
+
 from cfs_cloud.errors import CfsError, lookup
-
-from cfs_csi.node.mount_options import MountOptionError
 from cfs_csi.contract import ParameterError
-from cfs_csi.status import RpcError
 from cfs_csi.controller.subdir import DirectoryMissing, ShareUnavailable, UnsafePath
-
+from cfs_csi.node.mount_options import MountOptionError
+from cfs_csi.status import RpcError
 
 # The single CFS-code -> gRPC-status table (cfs_cloud.errors.lookup: "X*" is a family).
 _GRPC_STATUS_BY_CODE: tuple[tuple[str, grpc.StatusCode], ...] = (

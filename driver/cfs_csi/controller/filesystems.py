@@ -13,11 +13,12 @@ import logging
 import math
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
+
 from cfs_cloud import CfsClient
 from cfs_cloud.errors import CfsError, CfsNetworkError, CfsNotFound, FileSystemCreateFailed, WaitTimeout
-
 from cfs_csi.controller import params
 from cfs_csi.controller.pgroups import ManagedGroups, managed_group_name
 from cfs_csi.status import RpcError, invalid
@@ -25,8 +26,8 @@ from cfs_csi.status import RpcError, invalid
 log = logging.getLogger(__name__)
 
 GIB = 1 << 30
-MAX_FS_LIMIT_GB = 1073741824          # UpdateCfsFileSystemSizeLimit: FsLimit 0-1073741824 GB
-MAX_FS_NAME_BYTES = 64                # InvalidParameterValue.FsNameLimitExceeded
+MAX_FS_LIMIT_GB = 1073741824  # UpdateCfsFileSystemSizeLimit: FsLimit 0-1073741824 GB
+MAX_FS_NAME_BYTES = 64  # InvalidParameterValue.FsNameLimitExceeded
 STATE_AVAILABLE = "available"
 STATE_CREATE_FAILED = "create_failed"
 RELEASED_PREFIX = "released-"
@@ -47,9 +48,10 @@ def check_capacity_range(required_bytes: int, limit_bytes: int) -> None:
     if required_bytes < 0 or limit_bytes < 0:
         raise invalid("capacity_range: required_bytes and limit_bytes must not be negative")
     if limit_bytes and required_bytes > limit_bytes:
-        raise RpcError(grpc.StatusCode.OUT_OF_RANGE,
-                       f"capacity_range: required_bytes {required_bytes} exceeds "
-                       f"limit_bytes {limit_bytes}")
+        raise RpcError(
+            grpc.StatusCode.OUT_OF_RANGE,
+            f"capacity_range: required_bytes {required_bytes} exceeds limit_bytes {limit_bytes}",
+        )
 
 
 def size_limit_gb(required_bytes: int, limit_bytes: int) -> int:
@@ -57,22 +59,26 @@ def size_limit_gb(required_bytes: int, limit_bytes: int) -> int:
     check_capacity_range(required_bytes, limit_bytes)
     gb = math.ceil(required_bytes / GIB) if required_bytes else limit_bytes // GIB
     if limit_bytes and (gb == 0 or gb * GIB > limit_bytes):
-        raise RpcError(grpc.StatusCode.OUT_OF_RANGE,
-                       f"capacity_range: no whole-GB size lies between {required_bytes} "
-                       f"and {limit_bytes} bytes (CFS sizes are whole GB)")
+        raise RpcError(
+            grpc.StatusCode.OUT_OF_RANGE,
+            f"capacity_range: no whole-GB size lies between {required_bytes} "
+            f"and {limit_bytes} bytes (CFS sizes are whole GB)",
+        )
     if gb > MAX_FS_LIMIT_GB:
-        raise RpcError(grpc.StatusCode.OUT_OF_RANGE,
-                       f"capacity_range: {gb} GB exceeds the CFS maximum of "
-                       f"{MAX_FS_LIMIT_GB} GB")
+        raise RpcError(
+            grpc.StatusCode.OUT_OF_RANGE,
+            f"capacity_range: {gb} GB exceeds the CFS maximum of {MAX_FS_LIMIT_GB} GB",
+        )
     return gb
 
 
 def check_source_fits(size_gb: int, used_bytes: int, source: str) -> None:
     """CSI: a volume from a source MUST NOT be smaller than the source (else OUT_OF_RANGE)."""
     if size_gb and used_bytes > size_gb * GIB:
-        raise RpcError(grpc.StatusCode.OUT_OF_RANGE,
-                       f"capacity_range: {size_gb} GB is smaller than the {used_bytes} "
-                       f"bytes of {source}")
+        raise RpcError(
+            grpc.StatusCode.OUT_OF_RANGE,
+            f"capacity_range: {size_gb} GB is smaller than the {used_bytes} bytes of {source}",
+        )
 
 
 def _source_problems(snap_id: str | None, request: ProvisionRequest) -> list[str]:
@@ -103,8 +109,8 @@ class ProvisionRequest:
     # Zones an existing file system of this name may be in: the `zone` parameter, else the
     # requisite topologies; None = any (CSI: "accessible from accessibility_requirements").
     accepted_zones: frozenset[str] | None = None
-    snapshot_id: str | None = None     # restore from this CFS snapshot
-    clone_of: str | None = None        # clone of this FileSystemId (through snapshot_id)
+    snapshot_id: str | None = None  # restore from this CFS snapshot
+    clone_of: str | None = None  # clone of this FileSystemId (through snapshot_id)
     # time.monotonic() by which the call must answer: a clone first waits for its temporary
     # snapshot, and both waits together must stay within --create-timeout.
     deadline: float = math.inf
@@ -126,24 +132,32 @@ class FileSystems:
         when its caller died have landed next to a retry's, every lookup keeps the same one
         (oldest, then lowest id) and deletes the others, so duplicates converge to one."""
         # CreationToken narrows the listing where the API filters by it; the name check is exact.
-        found = [info for info in client.iter_file_systems(CreationToken=fs_name)
-                 if fs_name in (info.get("FsName"), info.get("CreationToken"))]
+        found = [
+            info
+            for info in client.iter_file_systems(CreationToken=fs_name)
+            if fs_name in (info.get("FsName"), info.get("CreationToken"))
+        ]
         if not found:
             return None
         found.sort(key=lambda info: (info.get("CreationTime", ""), info["FileSystemId"]))
         for duplicate in found[1:]:
-            log.warning("file system %s duplicates %s (name %s); deleting it",
-                        duplicate["FileSystemId"], found[0]["FileSystemId"], fs_name)
+            log.warning(
+                "file system %s duplicates %s (name %s); deleting it",
+                duplicate["FileSystemId"],
+                found[0]["FileSystemId"],
+                fs_name,
+            )
             try:
                 client.call("DeleteCfsFileSystem", {"FileSystemId": duplicate["FileSystemId"]})
-            except CfsError as err:   # still creating, or already gone: a later lookup retries
+            except CfsError as err:  # still creating, or already gone: a later lookup retries
                 log.info("duplicate %s not deleted yet: %s", duplicate["FileSystemId"], err)
         return found[0]
 
     @staticmethod
     def describe(client: CfsClient, fs_id: str) -> dict | None:
-        return client.find_item("DescribeCfsFileSystems", "FileSystems", "FileSystemId", fs_id,
-                                FileSystemId=fs_id)
+        return client.find_item(
+            "DescribeCfsFileSystems", "FileSystems", "FileSystemId", fs_id, FileSystemId=fs_id
+        )
 
     # ---- create ------------------------------------------------------------------------
 
@@ -152,14 +166,20 @@ class FileSystems:
         info = self.find_by_name(client, request.fs_name)
         if info is not None:
             self._check_compatible(info, request)
-            log.info("volume %s: found file system %s (%s)", request.volume_name,
-                     info["FileSystemId"], info.get("LifeCycleState"))
+            log.info(
+                "volume %s: found file system %s (%s)",
+                request.volume_name,
+                info["FileSystemId"],
+                info.get("LifeCycleState"),
+            )
         else:
             info = self._create(client, request)
         info = self._wait_available(client, info, request)
         if request.size_gb and info.get("SizeLimit") != request.size_gb:
-            client.call("UpdateCfsFileSystemSizeLimit",
-                        {"FileSystemId": info["FileSystemId"], "FsLimit": request.size_gb})
+            client.call(
+                "UpdateCfsFileSystemSizeLimit",
+                {"FileSystemId": info["FileSystemId"], "FsLimit": request.size_gb},
+            )
             info = {**info, "SizeLimit": request.size_gb}
         return info
 
@@ -168,33 +188,42 @@ class FileSystems:
         problems = []
         if info.get("StorageType") and info["StorageType"] != fs_params.storage_type:
             problems.append(f"storageType {info['StorageType']} (asked {fs_params.storage_type})")
-        if info.get("Zone") and request.accepted_zones is not None \
-                and info["Zone"] not in request.accepted_zones:
+        if (
+            info.get("Zone")
+            and request.accepted_zones is not None
+            and info["Zone"] not in request.accepted_zones
+        ):
             problems.append(f"zone {info['Zone']} (asked {', '.join(sorted(request.accepted_zones))})")
         if (info.get("VpcId") or None) != fs_params.vpc_id:
-            problems.append(f"VPC {info.get('VpcId') or 'none (BASIC)'} "
-                            f"(asked {fs_params.vpc_id or 'none (BASIC)'})")
+            problems.append(
+                f"VPC {info.get('VpcId') or 'none (BASIC)'} (asked {fs_params.vpc_id or 'none (BASIC)'})"
+            )
         group = info.get("PGroup") or {}
         if fs_params.pgroup_id and group.get("PGroupId") != fs_params.pgroup_id:
             problems.append(f"permission group {group.get('PGroupId')} (asked {fs_params.pgroup_id})")
         if not fs_params.pgroup_id and group.get("Name") != managed_group_name(fs_params.access_rules):
-            problems.append(f"permission group {group.get('PGroupId')} ({group.get('Name')}), not "
-                            f"the managed group of the asked rules")
+            problems.append(
+                f"permission group {group.get('PGroupId')} ({group.get('Name')}), not "
+                f"the managed group of the asked rules"
+            )
         problems += _source_problems(info.get("SnapId") or None, request)
         current = info.get("SizeLimit") or 0
-        if request.size_gb and current and (
-                current < request.size_gb
-                or (request.limit_bytes and current * GIB > request.limit_bytes)):
+        if (
+            request.size_gb
+            and current
+            and (current < request.size_gb or (request.limit_bytes and current * GIB > request.limit_bytes))
+        ):
             problems.append(f"size {current} GB (asked {request.size_gb} GB)")
         if problems:
             raise RpcError(
                 grpc.StatusCode.ALREADY_EXISTS,
                 f"volume {request.volume_name} exists as file system {info['FileSystemId']} "
-                f"with incompatible {'; '.join(problems)}")
+                f"with incompatible {'; '.join(problems)}",
+            )
 
     def _create(self, client: CfsClient, request: ProvisionRequest) -> dict:
         fs_params = request.fs_params
-        body = {
+        body: dict[str, Any] = {
             "Zone": request.zone,
             "NetInterface": "VPC" if fs_params.vpc_id else "BASIC",
             "Protocol": "NFS",
@@ -232,10 +261,18 @@ class FileSystems:
             if found is None:
                 raise
             return found
-        log.info("volume %s: created file system %s (%s, RequestId %s)", request.volume_name,
-                 reply["FileSystemId"], request.fs_name, reply.get("RequestId"))
-        return {"FileSystemId": reply["FileSystemId"], "LifeCycleState": reply.get("LifeCycleState"),
-                "CreateRequestId": reply.get("RequestId")}
+        log.info(
+            "volume %s: created file system %s (%s, RequestId %s)",
+            request.volume_name,
+            reply["FileSystemId"],
+            request.fs_name,
+            reply.get("RequestId"),
+        )
+        return {
+            "FileSystemId": reply["FileSystemId"],
+            "LifeCycleState": reply.get("LifeCycleState"),
+            "CreateRequestId": reply.get("RequestId"),
+        }
 
     def _wait_available(self, client: CfsClient, info: dict, request: ProvisionRequest) -> dict:
         fs_id = info["FileSystemId"]
@@ -252,13 +289,15 @@ class FileSystems:
                 grpc.StatusCode.INTERNAL,
                 f"file system {fs_id} for volume {request.volume_name} failed: {err}"
                 + (f"; CreateCfsFileSystem RequestId {created}" if created else "")
-                + "; it was deleted, a retry creates a new one") from None
+                + "; it was deleted, a retry creates a new one",
+            ) from None
         except WaitTimeout:
             raise RpcError(
                 grpc.StatusCode.ABORTED,
                 f"file system {fs_id} for volume {request.volume_name} is not available after "
                 f"{timeout:.3g}s (the wait ends at --create-timeout {self.create_timeout:g}s or "
-                "the caller's deadline); retrying the call continues waiting for it") from None
+                "the caller's deadline); retrying the call continues waiting for it",
+            ) from None
 
     # ---- volume context ----------------------------------------------------------------
 
@@ -270,8 +309,12 @@ class FileSystems:
         if fs_params.vers == "3" or not server:
             target = mount_target(client, info["FileSystemId"])
             server, fsid = target["IpAddress"], target.get("FSID", "")
-        context = {"server": server, "vers": fs_params.vers, "path": "/",
-                   "fileSystemId": info["FileSystemId"]}
+        context = {
+            "server": server,
+            "vers": fs_params.vers,
+            "path": "/",
+            "fileSystemId": info["FileSystemId"],
+        }
         if fsid:
             context["fsid"] = fsid
         if fs_params.mount_options:
@@ -297,9 +340,11 @@ class FileSystems:
                 raise
             # CSI DeleteVolume: a volume that cannot go because of its snapshots is left as it
             # is and answered FAILED_PRECONDITION (finished CFS snapshots never block a delete).
-            raise RpcError(grpc.StatusCode.FAILED_PRECONDITION,
-                           f"file system {fs_id} has a snapshot being created; delete it "
-                           f"once the snapshot is available ({err})") from None
+            raise RpcError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"file system {fs_id} has a snapshot being created; delete it "
+                f"once the snapshot is available ({err})",
+            ) from None
         group = info.get("PGroup") or {}
         if group.get("PGroupId"):
             self.groups.release(client, group["PGroupId"], group.get("Name", ""))
@@ -326,6 +371,7 @@ class FileSystems:
         current = info.get("SizeLimit") or 0
         if not current or current >= size_gb:
             return current or size_gb
-        client.call("UpdateCfsFileSystemSizeLimit",
-                    {"FileSystemId": info["FileSystemId"], "FsLimit": size_gb})
+        client.call(
+            "UpdateCfsFileSystemSizeLimit", {"FileSystemId": info["FileSystemId"], "FsLimit": size_gb}
+        )
         return size_gb

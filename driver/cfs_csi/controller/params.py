@@ -13,7 +13,6 @@ import re
 from dataclasses import dataclass
 
 from cfs_cloud.rules import RW_PERMISSIONS, USER_PERMISSIONS, normalize_client
-
 from cfs_csi.contract import (
     FILE_SYSTEM_ID,
     FILE_SYSTEM_ID_RE,
@@ -64,8 +63,17 @@ READ_ONLY, READ_WRITE = RW_PERMISSIONS
 
 COMMON_KEYS = (PROVISIONING_MODE, VERS, ON_DELETE, MOUNT_OPTIONS)
 FILESYSTEM_KEYS = COMMON_KEYS + (
-    ZONE, VPC_ID, SUBNET_ID, STORAGE_TYPE, PGROUP_ID, ALLOWED_CLIENTS, RW_PERMISSION,
-    USER_PERMISSION, MOUNT_IP, RESOURCE_TAGS, FS_NAME_PREFIX,
+    ZONE,
+    VPC_ID,
+    SUBNET_ID,
+    STORAGE_TYPE,
+    PGROUP_ID,
+    ALLOWED_CLIENTS,
+    RW_PERMISSION,
+    USER_PERMISSION,
+    MOUNT_IP,
+    RESOURCE_TAGS,
+    FS_NAME_PREFIX,
 )
 SUBDIR_KEYS = COMMON_KEYS + (FILE_SYSTEM_ID, SERVER, FSID, SUB_DIR, MOUNT_PERMISSIONS, UID, GID)
 
@@ -125,8 +133,7 @@ class SubdirParams:
 def _choice(params: dict, key: str, allowed: tuple[str, ...], default: str) -> str:
     value = params.get(key, default)
     if value not in allowed:
-        raise ParameterError(
-            f"parameter {key}={value!r} is invalid; allowed values: {', '.join(allowed)}")
+        raise ParameterError(f"parameter {key}={value!r} is invalid; allowed values: {', '.join(allowed)}")
     return value
 
 
@@ -145,7 +152,8 @@ def _parse_clients(value: str) -> tuple[str, ...]:
         except ValueError:
             raise ParameterError(
                 f"parameter {ALLOWED_CLIENTS}: {item!r} is not an IPv4 address or CIDR "
-                "(allowed: comma-separated IPv4 addresses, IPv4 CIDRs or *)") from None
+                "(allowed: comma-separated IPv4 addresses, IPv4 CIDRs or *)"
+            ) from None
     return tuple(clients)
 
 
@@ -157,7 +165,8 @@ def _parse_tags(value: str) -> tuple[tuple[str, str], ...]:
         if not TAG_RE.match(item) or not item.split(":", 1)[0].strip():
             raise ParameterError(
                 f"parameter {RESOURCE_TAGS}: {item!r} is not key:value "
-                "(allowed: comma-separated key:value pairs with a non-empty key)")
+                "(allowed: comma-separated key:value pairs with a non-empty key)"
+            )
         key, tag_value = item.split(":", 1)
         tags.append((key.strip(), tag_value.strip()))
     return tuple(tags)
@@ -178,7 +187,8 @@ def _check_keys(params: dict, allowed: tuple[str, ...], mode: str) -> None:
             continue
         raise ParameterError(
             f"unknown parameter {key!r} for {PROVISIONING_MODE}={mode}; "
-            f"allowed parameters: {', '.join(sorted(allowed))}")
+            f"allowed parameters: {', '.join(sorted(allowed))}"
+        )
 
 
 def parse_filesystem(params: dict, default_allowed_clients: str = "") -> FilesystemParams:
@@ -187,7 +197,8 @@ def parse_filesystem(params: dict, default_allowed_clients: str = "") -> Filesys
     if not NAME_PART_RE.match(prefix) or len(prefix) > MAX_FS_NAME_PREFIX:
         raise ParameterError(
             f"parameter {FS_NAME_PREFIX}={prefix!r} is invalid; allowed: up to "
-            f"{MAX_FS_NAME_PREFIX} characters of a-z, 0-9, '-' and '_', starting alphanumeric")
+            f"{MAX_FS_NAME_PREFIX} characters of a-z, 0-9, '-' and '_', starting alphanumeric"
+        )
     vpc_id, subnet_id = _optional(params, VPC_ID), _optional(params, SUBNET_ID)
     if bool(vpc_id) != bool(subnet_id):
         raise ParameterError(f"parameters {VPC_ID} and {SUBNET_ID} must be given together")
@@ -199,13 +210,15 @@ def parse_filesystem(params: dict, default_allowed_clients: str = "") -> Filesys
             ipaddress.IPv4Address(mount_ip)
         except ValueError:
             raise ParameterError(
-                f"parameter {MOUNT_IP}={mount_ip!r} is invalid; allowed: an IPv4 address") from None
+                f"parameter {MOUNT_IP}={mount_ip!r} is invalid; allowed: an IPv4 address"
+            ) from None
     pgroup_id = _optional(params, PGROUP_ID)
     managed_keys = [k for k in (ALLOWED_CLIENTS, RW_PERMISSION, USER_PERMISSION) if k in params]
     if pgroup_id and managed_keys:
         raise ParameterError(
             f"parameter {PGROUP_ID} cannot be combined with {', '.join(managed_keys)} "
-            "(those describe a managed permission group)")
+            "(those describe a managed permission group)"
+        )
     rules: tuple[AccessRule, ...] = ()
     if not pgroup_id:
         rw = _choice(params, RW_PERMISSION, RW_PERMISSIONS, READ_WRITE)
@@ -214,7 +227,8 @@ def parse_filesystem(params: dict, default_allowed_clients: str = "") -> Filesys
         if not clients:
             raise ParameterError(
                 f"no permission group: set {PGROUP_ID}, or {ALLOWED_CLIENTS} "
-                "(or the driver's --default-allowed-clients)")
+                "(or the driver's --default-allowed-clients)"
+            )
         rules = tuple(AccessRule(client, rw, user) for client in dict.fromkeys(clients))
     return FilesystemParams(
         zone=_optional(params, ZONE),
@@ -241,20 +255,23 @@ def parse_subdir(params: dict) -> SubdirParams:
             raise ParameterError(f"parameter {FILE_SYSTEM_ID} cannot be combined with {SERVER}/{FSID}")
         if not FILE_SYSTEM_ID_RE.match(file_system_id):
             raise ParameterError(
-                f"parameter {FILE_SYSTEM_ID}={file_system_id!r} is invalid; allowed: cfs-<id>")
+                f"parameter {FILE_SYSTEM_ID}={file_system_id!r} is invalid; allowed: cfs-<id>"
+            )
     elif server and fsid:
         validate_server(server)
         if not FSID_RE.match(fsid):
             raise ParameterError(f"parameter {FSID}={fsid!r} is invalid; allowed: letters, digits, '-', '_'")
     else:
         raise ParameterError(
-            f"{PROVISIONING_MODE}={MODE_SUBDIR} needs {FILE_SYSTEM_ID}, or {SERVER} and {FSID}")
+            f"{PROVISIONING_MODE}={MODE_SUBDIR} needs {FILE_SYSTEM_ID}, or {SERVER} and {FSID}"
+        )
     template = params.get(SUB_DIR, DEFAULT_SUBDIR_TEMPLATE)
     check_template(template)
     permissions = params.get(MOUNT_PERMISSIONS, oct(DEFAULT_MOUNT_PERMISSIONS)[2:])
     if not re.fullmatch(r"0?[0-7]{3,4}", permissions) or int(permissions, 8) > 0o7777:
         raise ParameterError(
-            f"parameter {MOUNT_PERMISSIONS}={permissions!r} is invalid; allowed: octal mode such as 0777")
+            f"parameter {MOUNT_PERMISSIONS}={permissions!r} is invalid; allowed: octal mode such as 0777"
+        )
     return SubdirParams(
         file_system_id=file_system_id,
         server=server,
@@ -281,7 +298,8 @@ def check_template(template: str) -> None:
     if "$" in stripped:
         raise ParameterError(
             f"parameter {SUB_DIR}={template!r} uses an unknown variable; allowed: "
-            f"{', '.join(TEMPLATE_VARIABLES)}")
+            f"{', '.join(TEMPLATE_VARIABLES)}"
+        )
     validate_relative_path(stripped, SUB_DIR)
 
 
@@ -298,7 +316,8 @@ def render_subdir(template: str, params: dict, volume_name: str) -> str:
             if not value:
                 raise ParameterError(
                     f"parameter {SUB_DIR} uses {variable} but the request has no {key} "
-                    "(run the external-provisioner with --extra-create-metadata)")
+                    "(run the external-provisioner with --extra-create-metadata)"
+                )
             path = path.replace(variable, value)
     validate_relative_path(path, "subdir path")
     return path

@@ -20,7 +20,6 @@ import threading
 
 from cfs_cloud import CfsClient
 from cfs_cloud.errors import CfsInUse, CfsInvalidParameter, CfsNotFound
-
 from cfs_csi.controller.params import AccessRule
 
 log = logging.getLogger(__name__)
@@ -101,8 +100,9 @@ class ManagedGroups:
     def _create(self, client: CfsClient, name: str, rules: tuple[AccessRule, ...]) -> str:
         clients = ", ".join(r.client for r in rules)
         try:
-            reply = client.call("CreateCfsPGroup", {
-                "Name": name, "DescInfo": f"managed by cfs-csi for {clients}"[:255]})
+            reply = client.call(
+                "CreateCfsPGroup", {"Name": name, "DescInfo": f"managed by cfs-csi for {clients}"[:255]}
+            )
         except CfsInvalidParameter as err:
             found = self._find(client, name) if err.code == DUPLICATED_GROUP else None
             if found is None:
@@ -119,9 +119,16 @@ class ManagedGroups:
             if rule.client in present:
                 continue
             try:
-                client.call("CreateCfsRule", {
-                    "PGroupId": group_id, "AuthClientIp": rule.client, "Priority": priority,
-                    "RWPermission": rule.rw_permission, "UserPermission": rule.user_permission})
+                client.call(
+                    "CreateCfsRule",
+                    {
+                        "PGroupId": group_id,
+                        "AuthClientIp": rule.client,
+                        "Priority": priority,
+                        "RWPermission": rule.rw_permission,
+                        "UserPermission": rule.user_permission,
+                    },
+                )
             except CfsInvalidParameter as err:
                 if err.code != DUPLICATED_RULE:
                     raise

@@ -14,28 +14,40 @@ import dataclasses
 import logging
 import math
 import time
+from typing import Any
 
 import grpc
+
 from cfs_cloud import CfsClient, CloudConfig
 from cfs_cloud.errors import CfsInternalError, CfsNotFound, CfsThrottled
-
 from cfs_csi import contract
-from cfs_csi.controller import params, snapshots, subdir
 from cfs_csi.config import DriverConfig
-from cfs_csi.csipb import csi_pb2, csi_pb2_grpc
+from cfs_csi.contract import (
+    TOPOLOGY_ZONE_KEY,
+    FilesystemVolume,
+    MalformedVolumeId,
+    Share,
+    SubdirVolume,
+    decode,
+)
+from cfs_csi.controller import params, snapshots, subdir
+from cfs_csi.controller.errors import abort_on_error
 from cfs_csi.controller.filesystems import (
-    GIB, FileSystems, ProvisionRequest, check_capacity_range, check_source_fits, mount_target,
+    GIB,
+    FileSystems,
+    ProvisionRequest,
+    check_capacity_range,
+    check_source_fits,
+    mount_target,
     size_limit_gb,
 )
+from cfs_csi.controller.pgroups import ManagedGroups
+from cfs_csi.controller.subdir import MountedShareAccess, ShareAccess
+from cfs_csi.csipb import csi_pb2, csi_pb2_grpc
 from cfs_csi.locks import KeyLocks
 from cfs_csi.node.mount_options import NFS_FS_TYPES, MountOptionError, nfs_mount_options
 from cfs_csi.node.mounter import Mounter
-from cfs_csi.contract import TOPOLOGY_ZONE_KEY
-from cfs_csi.controller.pgroups import ManagedGroups
-from cfs_csi.controller.errors import abort_on_error
 from cfs_csi.status import RpcError, invalid
-from cfs_csi.controller.subdir import MountedShareAccess, ShareAccess
-from cfs_csi.contract import FilesystemVolume, MalformedVolumeId, Share, SubdirVolume, decode
 
 log = logging.getLogger(__name__)
 
@@ -51,18 +63,30 @@ READINESS_TIMEOUT_SECONDS = 3.0
 FIRST_POLL_SECONDS = 0.25
 
 _RPC = csi_pb2.ControllerServiceCapability.RPC
-CAPABILITIES = csi_pb2.ControllerGetCapabilitiesResponse(capabilities=[
-    csi_pb2.ControllerServiceCapability(rpc=_RPC(type=kind)) for kind in (
-        _RPC.CREATE_DELETE_VOLUME, _RPC.CREATE_DELETE_SNAPSHOT, _RPC.LIST_SNAPSHOTS,
-        _RPC.GET_SNAPSHOT, _RPC.CLONE_VOLUME, _RPC.EXPAND_VOLUME, _RPC.LIST_VOLUMES,
-        _RPC.GET_VOLUME, _RPC.VOLUME_CONDITION)])
+CAPABILITIES = csi_pb2.ControllerGetCapabilitiesResponse(
+    capabilities=[
+        csi_pb2.ControllerServiceCapability(rpc=_RPC(type=kind))
+        for kind in (
+            _RPC.CREATE_DELETE_VOLUME,
+            _RPC.CREATE_DELETE_SNAPSHOT,
+            _RPC.LIST_SNAPSHOTS,
+            _RPC.GET_SNAPSHOT,
+            _RPC.CLONE_VOLUME,
+            _RPC.EXPAND_VOLUME,
+            _RPC.LIST_VOLUMES,
+            _RPC.GET_VOLUME,
+            _RPC.VOLUME_CONDITION,
+        )
+    ]
+)
 _AccessMode = csi_pb2.VolumeCapability.AccessMode
 _UNKNOWN_MODE = _AccessMode.UNKNOWN
 READER_ONLY_MODES = (_AccessMode.SINGLE_NODE_READER_ONLY, _AccessMode.MULTI_NODE_READER_ONLY)
 # CSI: mutable_parameters "SHALL NOT be specified unless the SP has the MODIFY_VOLUME capability".
 MUTABLE_PARAMETERS_REFUSED = (
     "mutable_parameters are not supported: the driver has no MODIFY_VOLUME capability (the CFS "
-    "API cannot change a file system's storage type or bandwidth); use parameters")
+    "API cannot change a file system's storage type or bandwidth); use parameters"
+)
 
 
 def check_capabilities(capabilities, vers: str = "4") -> None:
@@ -72,15 +96,18 @@ def check_capabilities(capabilities, vers: str = "4") -> None:
     for index, capability in enumerate(capabilities):
         field = f"volume_capabilities[{index}]"
         if capability.HasField("block"):
-            raise invalid(f"{field}: block access is not supported (CFS volumes are NFS file "
-                          "systems); use access_type mount")
+            raise invalid(
+                f"{field}: block access is not supported (CFS volumes are NFS file "
+                "systems); use access_type mount"
+            )
         if not capability.HasField("mount"):
             raise invalid(f"{field}: access_type missing (allowed: mount)")
         if capability.access_mode.mode == _UNKNOWN_MODE:
             raise invalid(f"{field}: access_mode missing or UNKNOWN")
         if capability.mount.fs_type not in NFS_FS_TYPES:
-            raise invalid(f"{field}: fs_type {capability.mount.fs_type!r} is not supported "
-                          f"(allowed: empty, nfs, nfs4)")
+            raise invalid(
+                f"{field}: fs_type {capability.mount.fs_type!r} is not supported (allowed: empty, nfs, nfs4)"
+            )
         nfs_mount_options(vers, capability.mount.mount_flags)
 
 
@@ -94,8 +121,10 @@ def check_read_only_rules(capabilities, fs_params: params.FilesystemParams) -> N
         if capability.access_mode.mode not in READER_ONLY_MODES:
             mode = _AccessMode.Mode.Name(capability.access_mode.mode)
             allowed = ", ".join(_AccessMode.Mode.Name(m) for m in READER_ONLY_MODES)
-            raise invalid(f"parameter {params.RW_PERMISSION}={params.READ_ONLY} cannot serve "
-                          f"access mode {mode}; allowed with {params.READ_ONLY}: {allowed}")
+            raise invalid(
+                f"parameter {params.RW_PERMISSION}={params.READ_ONLY} cannot serve "
+                f"access mode {mode}; allowed with {params.READ_ONLY}: {allowed}"
+            )
 
 
 def page_offset(token: str) -> int:
@@ -109,12 +138,14 @@ def page_offset(token: str) -> int:
 
 def volume_condition(info: dict) -> csi_pb2.VolumeCondition:
     state = info.get("LifeCycleState", "unknown")
-    return csi_pb2.VolumeCondition(abnormal=state != "available",
-                                   message=f"file system {info['FileSystemId']} is {state}")
+    return csi_pb2.VolumeCondition(
+        abnormal=state != "available", message=f"file system {info['FileSystemId']} is {state}"
+    )
 
 
-def _check_validation_request(volume: FilesystemVolume | SubdirVolume, request,
-                              default_allowed_clients: str) -> None:
+def _check_validation_request(
+    volume: FilesystemVolume | SubdirVolume, request, default_allowed_clients: str
+) -> None:
     """Everything ValidateVolumeCapabilities would confirm: the parameters parse for the
     volume's mode, the context belongs to the volume, and the capabilities are supported."""
     if request.mutable_parameters:
@@ -123,27 +154,33 @@ def _check_validation_request(volume: FilesystemVolume | SubdirVolume, request,
     if request.parameters:
         mode = params.provisioning_mode(request.parameters)
         if (mode == params.MODE_SUBDIR) != subdir_volume:
-            raise invalid(f"parameters: {params.PROVISIONING_MODE}={mode} does not match volume "
-                          f"{volume.encode()}")
+            raise invalid(
+                f"parameters: {params.PROVISIONING_MODE}={mode} does not match volume {volume.encode()}"
+            )
         if subdir_volume:
             params.parse_subdir(request.parameters)
         else:
-            check_read_only_rules(request.volume_capabilities,
-                                  params.parse_filesystem(request.parameters, default_allowed_clients))
+            check_read_only_rules(
+                request.volume_capabilities,
+                params.parse_filesystem(request.parameters, default_allowed_clients),
+            )
     context = request.volume_context
     # The context key that names the volume's own directory or file system.
-    key, own = ("path", volume.path) if subdir_volume else ("fileSystemId", volume.file_system_id)
+    if isinstance(volume, SubdirVolume):
+        key, own = contract.PATH, volume.path
+    else:
+        key, own = contract.FILE_SYSTEM_ID, volume.file_system_id
     if context.get(key, own) != own:
-        raise invalid(f"volume_context: {key}={context[key]!r} does not belong to volume "
-                      f"{volume.encode()}")
+        raise invalid(f"volume_context: {key}={context[key]!r} does not belong to volume {volume.encode()}")
     vers = context.get(contract.VERS, "4")
     check_capabilities(request.volume_capabilities, vers if vers in contract.NFS_VERSIONS else "4")
 
 
 def _zones_of(topologies) -> list[str]:
     """The zone segments of a list of CSI topologies, in order, without repeats."""
-    return list(dict.fromkeys(t.segments[TOPOLOGY_ZONE_KEY] for t in topologies
-                              if t.segments.get(TOPOLOGY_ZONE_KEY)))
+    return list(
+        dict.fromkeys(t.segments[TOPOLOGY_ZONE_KEY] for t in topologies if t.segments.get(TOPOLOGY_ZONE_KEY))
+    )
 
 
 def _rpc_deadline(context: grpc.ServicerContext) -> float | None:
@@ -157,8 +194,15 @@ def _missing(field: str) -> RpcError:
 
 
 class ControllerServicer(csi_pb2_grpc.ControllerServicer):
-    def __init__(self, client: CfsClient, share_access: ShareAccess, *, zone: str = "",
-                 default_allowed_clients: tuple[str, ...] = (), create_timeout: float = 120.0):
+    def __init__(
+        self,
+        client: CfsClient,
+        share_access: ShareAccess,
+        *,
+        zone: str = "",
+        default_allowed_clients: tuple[str, ...] = (),
+        create_timeout: float = 120.0,
+    ):
         self.client = client
         self.shares = share_access
         self.zone = zone
@@ -202,15 +246,19 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
         requisite = _zones_of(requirements.requisite)
         if fs_params.zone:
             if requisite and fs_params.zone not in requisite:
-                raise invalid(f"parameter {params.ZONE}={fs_params.zone} is outside the topology "
-                              f"requirement (requisite {TOPOLOGY_ZONE_KEY}: {', '.join(requisite)})")
+                raise invalid(
+                    f"parameter {params.ZONE}={fs_params.zone} is outside the topology "
+                    f"requirement (requisite {TOPOLOGY_ZONE_KEY}: {', '.join(requisite)})"
+                )
             return fs_params.zone, frozenset({fs_params.zone})
         accepted = frozenset(requisite) if requisite else None
         candidates = [*_zones_of(requirements.preferred), *requisite, self.zone]
         zone = next((z for z in candidates if z and (accepted is None or z in accepted)), "")
         if not zone:
-            raise invalid(f"no zone: set the StorageClass parameter {params.ZONE}, a topology "
-                          f"requirement on {TOPOLOGY_ZONE_KEY}, or the driver's --zone")
+            raise invalid(
+                f"no zone: set the StorageClass parameter {params.ZONE}, a topology "
+                f"requirement on {TOPOLOGY_ZONE_KEY}, or the driver's --zone"
+            )
         return zone, accepted
 
     def _decode_existing(self, volume_id: str) -> FilesystemVolume | SubdirVolume:
@@ -222,9 +270,10 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
     def _file_system(self, client: CfsClient, volume: FilesystemVolume) -> dict:
         info = self.file_systems.describe(client, volume.file_system_id)
         if info is None:
-            raise RpcError(grpc.StatusCode.NOT_FOUND,
-                           f"volume {volume.encode()}: file system {volume.file_system_id} "
-                           "does not exist")
+            raise RpcError(
+                grpc.StatusCode.NOT_FOUND,
+                f"volume {volume.encode()}: file system {volume.file_system_id} does not exist",
+            )
         return info
 
     # ---- capabilities ------------------------------------------------------------------
@@ -254,14 +303,19 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
         check_capabilities(request.volume_capabilities, fs_params.vers)
         check_read_only_rules(request.volume_capabilities, fs_params)
         nfs_mount_options(fs_params.vers, [fs_params.mount_options])
-        size_gb = size_limit_gb(request.capacity_range.required_bytes,
-                                request.capacity_range.limit_bytes)
+        size_gb = size_limit_gb(request.capacity_range.required_bytes, request.capacity_range.limit_bytes)
         zone, accepted_zones = self._zone(fs_params, request.accessibility_requirements)
         # --create-timeout bounds the waits, and so does the provisioner's own deadline.
         deadline = min(time.monotonic() + self.create_timeout, _rpc_deadline(context) or math.inf)
-        provision = ProvisionRequest(request.name, fs_params, zone, size_gb,
-                                     request.capacity_range.limit_bytes, accepted_zones,
-                                     deadline=deadline)
+        provision = ProvisionRequest(
+            request.name,
+            fs_params,
+            zone,
+            size_gb,
+            request.capacity_range.limit_bytes,
+            accepted_zones,
+            deadline=deadline,
+        )
         source = request.volume_content_source
         if source.HasField("snapshot"):
             provision = self._from_snapshot(client, provision, source.snapshot.snapshot_id)
@@ -271,10 +325,12 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
             provision = dataclasses.replace(provision, clone_of=clone_of)
             if self.file_systems.find_by_name(client, provision.fs_name) is None:
                 # Only a new clone is measured: the source may grow after the clone was made.
-                check_source_fits(size_gb, int(source_info.get("SizeByte") or 0),
-                                  f"source volume fs:{clone_of}")
+                check_source_fits(
+                    size_gb, int(source_info.get("SizeByte") or 0), f"source volume fs:{clone_of}"
+                )
                 snapshot_id = snapshots.temporary_for_clone(
-                    client, request.name, clone_of, max(0.0, deadline - time.monotonic()))
+                    client, request.name, clone_of, max(0.0, deadline - time.monotonic())
+                )
                 provision = dataclasses.replace(provision, snapshot_id=snapshot_id)
         info = self.file_systems.provision(client, provision)
         if provision.clone_of:
@@ -286,7 +342,8 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
             volume_context=self.file_systems.volume_context(client, info, fs_params),
             content_source=source if source.ListFields() else None,
             # Where the file system really is (a retry may find it in another accepted zone).
-            accessible_topology=[csi_pb2.Topology(segments={TOPOLOGY_ZONE_KEY: info.get("Zone") or zone})])
+            accessible_topology=[csi_pb2.Topology(segments={TOPOLOGY_ZONE_KEY: info.get("Zone") or zone})],
+        )
 
     @staticmethod
     def _from_snapshot(client: CfsClient, provision: ProvisionRequest, snapshot_id: str) -> ProvisionRequest:
@@ -297,15 +354,20 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
             raise RpcError(grpc.StatusCode.NOT_FOUND, f"source snapshot {snapshot_id} not found")
         status = info.get("Status")
         if status in snapshots.SNAPSHOT_FAILED:
-            raise invalid(f"volume_content_source: snapshot {snapshot_id} is {status} and can "
-                          "never seed a volume; use another source")
+            raise invalid(
+                f"volume_content_source: snapshot {snapshot_id} is {status} and can "
+                "never seed a volume; use another source"
+            )
         if status != snapshots.SNAPSHOT_AVAILABLE:
             # It becomes usable by itself: a retryable code, and nothing is created meanwhile.
-            raise RpcError(grpc.StatusCode.ABORTED,
-                           f"source snapshot {snapshot_id} is not ready to use yet ({status}); "
-                           "retry once it is available")
-        check_source_fits(provision.size_gb, int(info.get("Size") or 0) * snapshots.MIB,
-                          f"source snapshot {snapshot_id}")
+            raise RpcError(
+                grpc.StatusCode.ABORTED,
+                f"source snapshot {snapshot_id} is not ready to use yet ({status}); "
+                "retry once it is available",
+            )
+        check_source_fits(
+            provision.size_gb, int(info.get("Size") or 0) * snapshots.MIB, f"source snapshot {snapshot_id}"
+        )
         return dataclasses.replace(provision, snapshot_id=snapshot_id)
 
     def _clone_source(self, client: CfsClient, volume_id: str) -> dict:
@@ -314,8 +376,10 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
             raise _missing("volume_content_source.volume.volume_id")
         volume = self._decode_existing(volume_id)
         if isinstance(volume, SubdirVolume):
-            raise invalid(f"volume_content_source.volume: {volume_id} is a subdir volume; only "
-                          "filesystem-mode volumes can be cloned (CFS snapshots whole file systems)")
+            raise invalid(
+                f"volume_content_source.volume: {volume_id} is a subdir volume; only "
+                "filesystem-mode volumes can be cloned (CFS snapshots whole file systems)"
+            )
         return self._file_system(client, volume)
 
     def _create_subdir(self, client: CfsClient, request) -> csi_pb2.Volume:
@@ -323,19 +387,21 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
         check_capabilities(request.volume_capabilities, sub.vers)
         nfs_mount_options(sub.vers, [sub.mount_options])
         if request.volume_content_source.ListFields():
-            raise invalid("volume_content_source: subdir volumes cannot be created from a "
-                          "snapshot or another volume")
+            raise invalid(
+                "volume_content_source: subdir volumes cannot be created from a snapshot or another volume"
+            )
         capacity = request.capacity_range
         check_capacity_range(capacity.required_bytes, capacity.limit_bytes)
         capacity_bytes = capacity.required_bytes or capacity.limit_bytes
         path = params.render_subdir(sub.subdir_template, request.parameters, request.name)
         share = Share(sub.file_system_id, sub.server, sub.fsid)
         volume_id = SubdirVolume(share, path, sub.on_delete).encode()
-        context = {"vers": sub.vers, "path": path}
+        context: dict[str, Any] = {"vers": sub.vers, "path": path}
         if sub.file_system_id:
             target = mount_target(client, sub.file_system_id)
-            context.update(server=target["IpAddress"], fsid=target.get("FSID", ""),
-                           fileSystemId=sub.file_system_id)
+            context.update(
+                server=target["IpAddress"], fsid=target.get("FSID", ""), fileSystemId=sub.file_system_id
+            )
         else:
             context.update(server=sub.server, fsid=sub.fsid)
         if sub.mount_options:
@@ -343,8 +409,7 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
         with self.shares.open(share) as root:
             subdir.create_directory(root, path, sub, capacity_bytes)
         log.info("volume %s: directory %s on share %s", request.name, path, share)
-        return csi_pb2.Volume(volume_id=volume_id, capacity_bytes=capacity_bytes,
-                              volume_context=context)
+        return csi_pb2.Volume(volume_id=volume_id, capacity_bytes=capacity_bytes, volume_context=context)
 
     # ---- DeleteVolume ------------------------------------------------------------------
 
@@ -400,8 +465,9 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
                 else:
                     info = self._file_system(client, volume)
                     capacity = self.file_systems.expand(client, info, size_gb) * GIB
-            return csi_pb2.ControllerExpandVolumeResponse(capacity_bytes=capacity,
-                                                          node_expansion_required=False)
+            return csi_pb2.ControllerExpandVolumeResponse(
+                capacity_bytes=capacity, node_expansion_required=False
+            )
 
     def ControllerGetVolume(self, request, context):
         with abort_on_error(context):
@@ -418,14 +484,17 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
                 found, condition = self._volume_of(info, request.volume_id), volume_condition(info)
             return csi_pb2.ControllerGetVolumeResponse(
                 volume=found,
-                status=csi_pb2.ControllerGetVolumeResponse.VolumeStatus(volume_condition=condition))
+                status=csi_pb2.ControllerGetVolumeResponse.VolumeStatus(volume_condition=condition),
+            )
 
     @staticmethod
     def _volume_of(info: dict, volume_id: str | None = None) -> csi_pb2.Volume:
         topology = [csi_pb2.Topology(segments={TOPOLOGY_ZONE_KEY: info["Zone"]})] if info.get("Zone") else []
         return csi_pb2.Volume(
             volume_id=volume_id or FilesystemVolume(info["FileSystemId"]).encode(),
-            capacity_bytes=(info.get("SizeLimit") or 0) * GIB, accessible_topology=topology)
+            capacity_bytes=(info.get("SizeLimit") or 0) * GIB,
+            accessible_topology=topology,
+        )
 
     def ValidateVolumeCapabilities(self, request, context):
         with abort_on_error(context):
@@ -449,10 +518,13 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
                 confirmed=csi_pb2.ValidateVolumeCapabilitiesResponse.Confirmed(
                     volume_context=request.volume_context,
                     volume_capabilities=request.volume_capabilities,
-                    parameters=request.parameters))
+                    parameters=request.parameters,
+                )
+            )
 
-    def _page(self, client: CfsClient, action: str, items_key: str, filters: dict,
-              token: str, max_entries: int) -> tuple[list[dict], str]:
+    def _page(
+        self, client: CfsClient, action: str, items_key: str, filters: dict, token: str, max_entries: int
+    ) -> tuple[list[dict], str]:
         """One page of a Describe* listing; the token is the next offset."""
         if max_entries < 0:
             raise invalid(f"max_entries {max_entries} must not be negative")
@@ -462,19 +534,29 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
         items = reply.get(items_key) or []
         total = reply.get("TotalCount", offset + len(items))
         if offset and offset > total:
-            raise RpcError(grpc.StatusCode.ABORTED,
-                           f"starting_token {token!r} is past the end ({total} entries)")
+            raise RpcError(
+                grpc.StatusCode.ABORTED, f"starting_token {token!r} is past the end ({total} entries)"
+            )
         following = offset + len(items)
         return items, str(following) if items and following < total else ""
 
     def ListVolumes(self, request, context):
         with abort_on_error(context):
-            items, next_token = self._page(self._client(context), "DescribeCfsFileSystems", "FileSystems", {},
-                                           request.starting_token, request.max_entries)
-            entries = [csi_pb2.ListVolumesResponse.Entry(
-                volume=self._volume_of(info),
-                status=csi_pb2.ListVolumesResponse.VolumeStatus(volume_condition=volume_condition(info)))
-                for info in items]
+            items, next_token = self._page(
+                self._client(context),
+                "DescribeCfsFileSystems",
+                "FileSystems",
+                {},
+                request.starting_token,
+                request.max_entries,
+            )
+            entries = [
+                csi_pb2.ListVolumesResponse.Entry(
+                    volume=self._volume_of(info),
+                    status=csi_pb2.ListVolumesResponse.VolumeStatus(volume_condition=volume_condition(info)),
+                )
+                for info in items
+            ]
             return csi_pb2.ListVolumesResponse(entries=entries, next_token=next_token)
 
     # ---- snapshots ---------------------------------------------------------------------
@@ -487,14 +569,18 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
                 raise _missing("name")
             unknown = sorted(k for k in request.parameters if not k.startswith(params.SIDECAR_PREFIX))
             if unknown:
-                raise invalid(f"unknown snapshot parameter {unknown[0]!r}; allowed parameters: none "
-                              f"(only {params.SIDECAR_PREFIX}* keys are accepted and ignored)")
+                raise invalid(
+                    f"unknown snapshot parameter {unknown[0]!r}; allowed parameters: none "
+                    f"(only {params.SIDECAR_PREFIX}* keys are accepted and ignored)"
+                )
             client = self._client(context, request.secrets)
             volume = self._decode_existing(request.source_volume_id)
             if isinstance(volume, SubdirVolume):
-                raise invalid(f"source_volume_id {request.source_volume_id} is a subdir volume; "
-                              "CFS snapshots whole file systems, so only filesystem-mode "
-                              "volumes can be snapshotted")
+                raise invalid(
+                    f"source_volume_id {request.source_volume_id} is a subdir volume; "
+                    "CFS snapshots whole file systems, so only filesystem-mode "
+                    "volumes can be snapshotted"
+                )
             with self.locks.hold_or_abort(context, request.name):
                 self._file_system(client, volume)
                 info = snapshots.create(client, snapshots.snapshot_name(request.name), volume)
@@ -530,25 +616,37 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
                     return csi_pb2.ListSnapshotsResponse()
                 filters["FileSystemId"] = volume.file_system_id
             try:
-                items, next_token = self._page(client, "DescribeCfsSnapshots", "Snapshots", filters,
-                                               request.starting_token, request.max_entries)
+                items, next_token = self._page(
+                    client,
+                    "DescribeCfsSnapshots",
+                    "Snapshots",
+                    filters,
+                    request.starting_token,
+                    request.max_entries,
+                )
             except CfsNotFound:
                 return csi_pb2.ListSnapshotsResponse()
             return csi_pb2.ListSnapshotsResponse(
-                entries=[csi_pb2.ListSnapshotsResponse.Entry(snapshot=snapshots.to_csi(info))
-                         for info in items if _matches(info, filters)],
-                next_token=next_token)
+                entries=[
+                    csi_pb2.ListSnapshotsResponse.Entry(snapshot=snapshots.to_csi(info))
+                    for info in items
+                    if _matches(info, filters)
+                ],
+                next_token=next_token,
+            )
 
     def GetSnapshot(self, request, context):
         with abort_on_error(context):
             if not request.snapshot_id:
                 raise _missing("snapshot_id")
             client = self._client(context, request.secrets)
-            info = (snapshots.describe(client, request.snapshot_id)
-                    if snapshots.is_snapshot_id(request.snapshot_id) else None)
+            info = (
+                snapshots.describe(client, request.snapshot_id)
+                if snapshots.is_snapshot_id(request.snapshot_id)
+                else None
+            )
             if info is None:
-                raise RpcError(grpc.StatusCode.NOT_FOUND,
-                               f"snapshot {request.snapshot_id} not found")
+                raise RpcError(grpc.StatusCode.NOT_FOUND, f"snapshot {request.snapshot_id} not found")
             return csi_pb2.GetSnapshotResponse(snapshot=snapshots.to_csi(info))
 
 
@@ -557,21 +655,28 @@ def _matches(info: dict, filters: dict) -> bool:
     return all(info.get(key) == value for key, value in filters.items())
 
 
-def build_controller(config: DriverConfig, *, client: CfsClient | None = None,
-                     share_access: ShareAccess | None = None) -> ControllerServicer:
+def build_controller(
+    config: DriverConfig, *, client: CfsClient | None = None, share_access: ShareAccess | None = None
+) -> ControllerServicer:
     """The controller for main.py; tests may pass their own client or share access."""
     client = client or CfsClient(CloudConfig.from_env(poll_min_interval=FIRST_POLL_SECONDS))
     if share_access is None:
         share_access = MountedShareAccess(
-            Mounter(config.mount_timeout), config.subdir_mount_root,
-            locate=lambda share: locate_share(client, share))
-    return ControllerServicer(client, share_access, zone=config.zone,
-                              default_allowed_clients=config.default_allowed_clients,
-                              create_timeout=config.create_timeout)
+            Mounter(config.mount_timeout),
+            config.subdir_mount_root,
+            locate=lambda share: locate_share(client, share),
+        )
+    return ControllerServicer(
+        client,
+        share_access,
+        zone=config.zone,
+        default_allowed_clients=config.default_allowed_clients,
+        create_timeout=config.create_timeout,
+    )
 
 
 def locate_share(client: CfsClient, share: Share) -> tuple[str, str, str]:
     """(server, export path, NFS version) the controller mounts a share with: NFSv4 at `/`."""
-    if share.server:
-        return share.server, "/", "4"
+    if share.file_system_id is None:
+        return str(share.server), "/", "4"
     return mount_target(client, share.file_system_id)["IpAddress"], "/", "4"

@@ -11,18 +11,19 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from typing import Any
 
 import grpc
-from cfs_cloud import CfsClient
-from cfs_cloud.errors import CfsNotFound, SnapshotCreateFailed, WaitTimeout
 from google.protobuf import timestamp_pb2
 
+from cfs_cloud import CfsClient
+from cfs_cloud.errors import CfsNotFound, SnapshotCreateFailed, WaitTimeout
 from cfs_csi import contract
+from cfs_csi.contract import FilesystemVolume
 from cfs_csi.controller import params
 from cfs_csi.csipb import csi_pb2
 from cfs_csi.status import RpcError
-from cfs_csi.contract import FilesystemVolume
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ def _timestamp(text: str | None) -> timestamp_pb2.Timestamp:
     stamp = timestamp_pb2.Timestamp()
     if text:
         try:
-            moment = datetime.strptime(text, TIME_FORMAT).replace(tzinfo=timezone.utc)
+            moment = datetime.strptime(text, TIME_FORMAT).replace(tzinfo=UTC)
         except ValueError:
             moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
         stamp.FromDatetime(moment)
@@ -80,8 +81,9 @@ def to_csi(info: dict) -> csi_pb2.Snapshot:
 
 
 def describe(client: CfsClient, snapshot_id: str) -> dict | None:
-    return client.find_item("DescribeCfsSnapshots", "Snapshots", "SnapshotId", snapshot_id,
-                            SnapshotId=snapshot_id)
+    return client.find_item(
+        "DescribeCfsSnapshots", "Snapshots", "SnapshotId", snapshot_id, SnapshotId=snapshot_id
+    )
 
 
 def create(client: CfsClient, name: str, source: FilesystemVolume) -> dict:
@@ -97,21 +99,26 @@ def create(client: CfsClient, name: str, source: FilesystemVolume) -> dict:
             raise RpcError(
                 grpc.StatusCode.ALREADY_EXISTS,
                 f"snapshot {name} exists as {found['SnapshotId']} of another volume "
-                f"(fs:{found.get('FileSystemId')})")
+                f"(fs:{found.get('FileSystemId')})",
+            )
         if found.get("Status") in SNAPSHOT_FAILED:
             delete(client, found["SnapshotId"])
             raise RpcError(
                 grpc.StatusCode.INTERNAL,
                 f"snapshot {found['SnapshotId']} ({name}) of fs:{file_system_id} is "
-                f"{found.get('Status')}; it was deleted, a retry takes a new one")
+                f"{found.get('Status')}; it was deleted, a retry takes a new one",
+            )
         return found
-    body = {"FileSystemId": file_system_id, "SnapshotName": name}
+    body: dict[str, Any] = {"FileSystemId": file_system_id, "SnapshotName": name}
     if source.on_delete != contract.ON_DELETE_DELETE:
         body["ResourceTags"] = [{"TagKey": ON_DELETE_TAG, "TagValue": source.on_delete}]
     reply = client.call("CreateCfsSnapshot", body)
     log.info("created snapshot %s (%s) of %s", reply["SnapshotId"], name, file_system_id)
     return describe(client, reply["SnapshotId"]) or {
-        "SnapshotId": reply["SnapshotId"], "FileSystemId": file_system_id, "SnapshotName": name}
+        "SnapshotId": reply["SnapshotId"],
+        "FileSystemId": file_system_id,
+        "SnapshotName": name,
+    }
 
 
 def delete(client: CfsClient, snapshot_id: str) -> None:
@@ -121,8 +128,7 @@ def delete(client: CfsClient, snapshot_id: str) -> None:
         pass
 
 
-def temporary_for_clone(client: CfsClient, volume_name: str, source_fs_id: str,
-                        timeout: float) -> str:
+def temporary_for_clone(client: CfsClient, volume_name: str, source_fs_id: str, timeout: float) -> str:
     """An available snapshot of the source to restore a clone from; reused by retries."""
     info = create(client, snapshot_name(volume_name, CLONE_PREFIX), FilesystemVolume(source_fs_id))
     if info.get("Status") == SNAPSHOT_AVAILABLE:
@@ -131,12 +137,15 @@ def temporary_for_clone(client: CfsClient, volume_name: str, source_fs_id: str,
         return client.wait_snapshot_available(info["SnapshotId"], timeout=timeout)["SnapshotId"]
     except SnapshotCreateFailed as err:
         delete(client, info["SnapshotId"])
-        raise RpcError(grpc.StatusCode.INTERNAL,
-                       f"clone of fs:{source_fs_id}: temporary snapshot failed: {err}") from None
+        raise RpcError(
+            grpc.StatusCode.INTERNAL, f"clone of fs:{source_fs_id}: temporary snapshot failed: {err}"
+        ) from None
     except WaitTimeout:
-        raise RpcError(grpc.StatusCode.ABORTED,
-                       f"clone of fs:{source_fs_id}: temporary snapshot "
-                       f"{info['SnapshotId']} not ready after {timeout:g}s; retry continues") from None
+        raise RpcError(
+            grpc.StatusCode.ABORTED,
+            f"clone of fs:{source_fs_id}: temporary snapshot "
+            f"{info['SnapshotId']} not ready after {timeout:g}s; retry continues",
+        ) from None
 
 
 def drop_clone_snapshot(client: CfsClient, volume_name: str) -> None:

@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Protocol
 
 from cfs_csi import contract
+from cfs_csi.contract import Share
 from cfs_csi.controller import params
 from cfs_csi.node import mount_options
 from cfs_csi.node.mounter import CommandFailed, CommandTimeout, Mounter
-from cfs_csi.contract import Share
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +78,9 @@ class MountedShareAccess:
     DescribeMountTargets, for a static share from its server and fsid.
     """
 
-    def __init__(self, mounter: Mounter, mount_root: str | os.PathLike,
-                 locate: Callable[[Share], tuple[str, str, str]]):
+    def __init__(
+        self, mounter: Mounter, mount_root: str | os.PathLike, locate: Callable[[Share], tuple[str, str, str]]
+    ):
         self.mounter = mounter
         self.mount_root = Path(mount_root)
         self.locate = locate
@@ -92,8 +93,9 @@ class MountedShareAccess:
         share_key = hashlib.sha256(str(share).encode()).hexdigest()[:16]
         target = self.mount_root / f"{share_key}-{uuid.uuid4().hex[:8]}"
         try:
-            self.mounter.mount_nfs(server, export_path, str(target),
-                                   list(mount_options.nfs_mount_options(vers).options))
+            self.mounter.mount_nfs(
+                server, export_path, str(target), list(mount_options.nfs_mount_options(vers).options)
+            )
         except (CommandFailed, CommandTimeout) as err:
             raise ShareUnavailable(f"mounting share {share} failed: {err}") from err
         try:

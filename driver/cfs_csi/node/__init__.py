@@ -10,5 +10,12 @@ them).
 from cfs_csi.node.mounter import Mounter, nfs_mount_command
 from cfs_csi.node.servicer import NfsVolume, NodeServicer, build_node, nfs_unreachable, nfs_volume
 
-__all__ = ["Mounter", "NfsVolume", "NodeServicer", "build_node", "nfs_mount_command",
-           "nfs_unreachable", "nfs_volume"]
+__all__ = [
+    "Mounter",
+    "NfsVolume",
+    "NodeServicer",
+    "build_node",
+    "nfs_mount_command",
+    "nfs_unreachable",
+    "nfs_volume",
+]

@@ -46,8 +46,9 @@ def _choice(*values: str) -> ValueRule:
 
 
 def _integer(low: int, high: int) -> ValueRule:
-    return ValueRule(f"an integer from {low} to {high}",
-                     lambda value: value.isdigit() and low <= int(value) <= high)
+    return ValueRule(
+        f"an integer from {low} to {high}", lambda value: value.isdigit() and low <= int(value) <= high
+    )
 
 
 def _is_ip(value: str) -> bool:
@@ -85,7 +86,8 @@ VALUE_OPTIONS: dict[str, ValueRule] = {
     "namlen": _integer(1, 255),
     "sec": ValueRule(
         f"one or more of {', '.join(SECURITY_FLAVOURS)} separated by ':'",
-        lambda value: all(part in SECURITY_FLAVOURS for part in value.split(":"))),
+        lambda value: all(part in SECURITY_FLAVOURS for part in value.split(":")),
+    ),
     "lookupcache": _choice("all", "none", "pos", "positive"),
     "local_lock": _choice("none", "all", "flock", "posix"),
     "clientaddr": ValueRule("an IP address", _is_ip),
@@ -123,8 +125,8 @@ ALLOWED_NAMES = tuple(sorted([*VALUE_OPTIONS, *FLAG_SETTING]))
 
 @dataclass(frozen=True)
 class MountOption:
-    text: str      # exactly as it will be passed to mount, e.g. "timeo=600"
-    setting: str   # what it chooses; two options with one setting replace each other
+    text: str  # exactly as it will be passed to mount, e.g. "timeo=600"
+    setting: str  # what it chooses; two options with one setting replace each other
 
     @classmethod
     def parse(cls, text: str) -> MountOption:
@@ -138,10 +140,12 @@ class MountOption:
             # Only the name: a value of an unknown option may be a credential (CSI mount flags).
             raise MountOptionError(
                 f"mount option {name!r} is not allowed: not a known NFS mount option; "
-                f"allowed options: {', '.join(ALLOWED_NAMES)}")
+                f"allowed options: {', '.join(ALLOWED_NAMES)}"
+            )
         if not has_value or not rule.check(value):
             raise MountOptionError(
-                f"mount option {text!r}: invalid value {value!r} for {name}; allowed: {rule.allowed}")
+                f"mount option {text!r}: invalid value {value!r} for {name}; allowed: {rule.allowed}"
+            )
         return cls(text, VALUE_SETTING[name])
 
     @property
@@ -176,13 +180,15 @@ def parse_user_options(entries: Iterable[str]) -> list[MountOption]:
             earlier = chosen.get(option.setting)
             if earlier is not None and earlier.text != option.text:
                 raise MountOptionError(
-                    f"mount options {earlier.text!r} and {option.text!r} conflict; give only one")
+                    f"mount options {earlier.text!r} and {option.text!r} conflict; give only one"
+                )
             chosen[option.setting] = option
     return list(chosen.values())
 
 
-def nfs_mount_options(vers: str, user_entries: Iterable[str] = (),
-                      read_only: bool = False) -> NfsMountOptions:
+def nfs_mount_options(
+    vers: str, user_entries: Iterable[str] = (), read_only: bool = False
+) -> NfsMountOptions:
     """Merge user options into the docs' defaults for `vers` ("3" or "4").
 
     A user `vers`/`nfsvers` option decides the protocol family (and so which defaults apply);
@@ -197,7 +203,8 @@ def nfs_mount_options(vers: str, user_entries: Iterable[str] = (),
         if chosen.text != "ro":
             raise MountOptionError(
                 f"mount option {chosen.text!r} contradicts the read-only request (readonly, or a "
-                "reader-only access mode such as ReadOnlyMany); remove it")
+                "reader-only access mode such as ReadOnlyMany); remove it"
+            )
     if "vers" in user:
         vers = NFS_V3 if user["vers"].value == "3" else NFS_V4
     merged = []

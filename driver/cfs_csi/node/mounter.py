@@ -55,8 +55,8 @@ class MountEntry:
 
     mount_id: int
     parent_id: int
-    device: str          # major:minor
-    root: str            # the directory of the source file system that is mounted here
+    device: str  # major:minor
+    root: str  # the directory of the source file system that is mounted here
     mount_point: str
     mount_options: tuple[str, ...]
     fstype: str
@@ -88,16 +88,18 @@ def parse_mountinfo(lines: Iterable[str]) -> list[MountEntry]:
     for line in lines:
         fields = line.split(" ")
         separator = fields.index("-")  # optional fields end at the lone "-"
-        entries.append(MountEntry(
-            mount_id=int(fields[0]),
-            parent_id=int(fields[1]),
-            device=fields[2],
-            root=_unescape(fields[3]),
-            mount_point=_unescape(fields[4]),
-            mount_options=tuple(fields[5].split(",")),
-            fstype=fields[separator + 1],
-            source=_unescape(fields[separator + 2]),
-        ))
+        entries.append(
+            MountEntry(
+                mount_id=int(fields[0]),
+                parent_id=int(fields[1]),
+                device=fields[2],
+                root=_unescape(fields[3]),
+                mount_point=_unescape(fields[4]),
+                mount_options=tuple(fields[5].split(",")),
+                fstype=fields[separator + 1],
+                source=_unescape(fields[separator + 2]),
+            )
+        )
     return entries
 
 
@@ -164,8 +166,13 @@ class Mounter:
         """Run argv; return stdout. Raises CommandFailed or CommandTimeout (group killed)."""
         log.debug("running %s", argv)
         process = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True, start_new_session=True)
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
         try:
             stdout, stderr = process.communicate(timeout=self.timeout)
         except subprocess.TimeoutExpired:
@@ -202,9 +209,11 @@ class Mounter:
     def mount_points_of(self, device: str, root: str) -> list[str]:
         """Every mount point showing directory `root` of file system `device` (its binds)."""
         needle = f" {device} {_escape(root)} "
-        return [entry.mount_point for entry in parse_mountinfo(
-            line for line in self.mount_table.lines() if needle in line)
-            if (entry.device, entry.root) == (device, root)]
+        return [
+            entry.mount_point
+            for entry in parse_mountinfo(line for line in self.mount_table.lines() if needle in line)
+            if (entry.device, entry.root) == (device, root)
+        ]
 
     def nfs_source(self, entry: MountEntry) -> str | None:
         """`server:/export` of an NFS mount (also of a bind mount of one), else None."""
@@ -244,8 +253,7 @@ class Mounter:
                 self.run(["umount", target])
             except (CommandFailed, CommandTimeout) as err:
                 log.warning("umount %s: %s; forcing a lazy unmount", target, err)
-                self.run(["umount", "--force", "--lazy", "--no-canonicalize", "--internal-only",
-                          target])
+                self.run(["umount", "--force", "--lazy", "--no-canonicalize", "--internal-only", target])
             unmounted = True
         return unmounted
 
@@ -293,6 +301,7 @@ class Mounter:
         if probe.error is not None:
             raise probe.error
         return probe.result
+
 
 def nfs_mount_command(server: str, export_path: str, target: str, options: list[str]) -> list[str]:
     return ["mount", "-t", "nfs", "-o", ",".join(options), f"{server}:{export_path}", target]

@@ -37,9 +37,8 @@ from cfs_csi import contract
 from cfs_csi.contract import NFS_PORT, NFS_V3, TOPOLOGY_ZONE_KEY
 from cfs_csi.csipb import csi_pb2, csi_pb2_grpc
 from cfs_csi.locks import KeyLocks
-from cfs_csi.node.mount_options import (
-    NFS_FS_TYPES, MountOptionError, NfsMountOptions, nfs_mount_options)
-from cfs_csi.node.mounter import CommandFailed, CommandTimeout, Mounter, is_stale
+from cfs_csi.node.mount_options import NFS_FS_TYPES, MountOptionError, NfsMountOptions, nfs_mount_options
+from cfs_csi.node.mounter import CommandFailed, CommandTimeout, MountEntry, Mounter, is_stale
 from cfs_csi.status import RpcError
 
 log = logging.getLogger(__name__)
@@ -99,43 +98,52 @@ def _relative_path(context: Mapping[str, str], key: str) -> str:
     return value
 
 
-def nfs_volume(context: Mapping[str, str], mount_flags: Iterable[str] = (),
-               read_only: bool = False) -> NfsVolume:
+def nfs_volume(
+    context: Mapping[str, str], mount_flags: Iterable[str] = (), read_only: bool = False
+) -> NfsVolume:
     """Read the volume context (or static-PV attributes); INVALID_ARGUMENT names a bad key."""
-    unknown = sorted(key for key in context
-                     if KUBERNETES_KEY_SEPARATOR not in key and key not in contract.CONTEXT_KEYS)
+    unknown = sorted(
+        key for key in context if KUBERNETES_KEY_SEPARATOR not in key and key not in contract.CONTEXT_KEYS
+    )
     if unknown:
-        raise RpcError(grpc.StatusCode.INVALID_ARGUMENT,
-                       f"volume context key {unknown[0]!r} is unknown; allowed keys: "
-                       f"{', '.join(contract.CONTEXT_KEYS)}")
+        raise RpcError(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"volume context key {unknown[0]!r} is unknown; allowed keys: {', '.join(contract.CONTEXT_KEYS)}",
+        )
     server = context.get(contract.SERVER, "")
     if not server:
-        raise RpcError(grpc.StatusCode.INVALID_ARGUMENT,
-                       f"volume context has no {contract.SERVER!r} (the mount target IP); static "
-                       f"PVs set {contract.SERVER}, {contract.FSID}, {contract.PATH} and "
-                       f"{contract.VERS} in volumeAttributes")
+        raise RpcError(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"volume context has no {contract.SERVER!r} (the mount target IP); static "
+            f"PVs set {contract.SERVER}, {contract.FSID}, {contract.PATH} and "
+            f"{contract.VERS} in volumeAttributes",
+        )
     try:
         contract.validate_server(server)
     except contract.ParameterError as err:
         raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, f"volume context: {err}") from None
     vers = context.get(contract.VERS, "4")
     if vers not in contract.NFS_VERSIONS:
-        raise RpcError(grpc.StatusCode.INVALID_ARGUMENT,
-                       f"volume context {contract.VERS}={vers!r} is invalid; allowed: "
-                       f"{', '.join(contract.NFS_VERSIONS)}")
+        raise RpcError(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"volume context {contract.VERS}={vers!r} is invalid; allowed: "
+            f"{', '.join(contract.NFS_VERSIONS)}",
+        )
     try:
-        options = nfs_mount_options(
-            vers, [context.get(contract.MOUNT_OPTIONS, ""), *mount_flags], read_only)
+        options = nfs_mount_options(vers, [context.get(contract.MOUNT_OPTIONS, ""), *mount_flags], read_only)
     except MountOptionError as err:
         raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, str(err)) from None
     fsid = context.get(contract.FSID, "")
     if options.vers == NFS_V3 and not fsid:
-        raise RpcError(grpc.StatusCode.INVALID_ARGUMENT,
-                       f"volume context has no {contract.FSID!r}: NFSv3 mounts <server>:/<fsid>")
+        raise RpcError(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"volume context has no {contract.FSID!r}: NFSv3 mounts <server>:/<fsid>",
+        )
     if fsid and not contract.FSID_RE.match(fsid):
-        raise RpcError(grpc.StatusCode.INVALID_ARGUMENT,
-                       f"volume context {contract.FSID}={fsid!r} is invalid; allowed: letters, "
-                       "digits, '-', '_'")
+        raise RpcError(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"volume context {contract.FSID}={fsid!r} is invalid; allowed: letters, digits, '-', '_'",
+        )
     return NfsVolume(
         server=server,
         export_path=export_path(options.vers, fsid, _relative_path(context, contract.PATH)),
@@ -172,8 +180,7 @@ def _require(value: str, field: str) -> str:
 def _absolute(path: str, field: str) -> str:
     """The spec's paths are absolute; a relative one would land below the plugin's cwd."""
     if path and not os.path.isabs(path):
-        raise RpcError(grpc.StatusCode.INVALID_ARGUMENT,
-                       f"{field} {path!r} is not an absolute path")
+        raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, f"{field} {path!r} is not an absolute path")
     return path
 
 
@@ -186,27 +193,36 @@ def _check_capability(request, field: str = "volume_capability") -> None:
         raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, f"{field} missing in request")
     capability = getattr(request, field)
     if capability.HasField("block"):
-        raise RpcError(grpc.StatusCode.INVALID_ARGUMENT,
-                       "block access type is not supported: CFS is a file system; use "
-                       "volumeMode: Filesystem (access type mount)")
+        raise RpcError(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "block access type is not supported: CFS is a file system; use "
+            "volumeMode: Filesystem (access type mount)",
+        )
     if not capability.HasField("mount"):
-        raise RpcError(grpc.StatusCode.INVALID_ARGUMENT,
-                       f"{field}.access_type missing in request; allowed: mount")
+        raise RpcError(
+            grpc.StatusCode.INVALID_ARGUMENT, f"{field}.access_type missing in request; allowed: mount"
+        )
     if capability.mount.fs_type not in NFS_FS_TYPES:
-        raise RpcError(grpc.StatusCode.INVALID_ARGUMENT,
-                       f"{field}.mount.fs_type {capability.mount.fs_type!r} is not supported "
-                       "(CFS volumes are NFS); allowed: empty, nfs, nfs4")
+        raise RpcError(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"{field}.mount.fs_type {capability.mount.fs_type!r} is not supported "
+            "(CFS volumes are NFS); allowed: empty, nfs, nfs4",
+        )
     if capability.mount.volume_mount_group:
         # Not advertised (VOLUME_MOUNT_GROUP): NFS has no mount option that sets a group, so the
         # kubelet applies fsGroup itself (CSIDriver fsGroupPolicy: File).
-        raise RpcError(grpc.StatusCode.INVALID_ARGUMENT,
-                       f"{field}.mount.volume_mount_group is not supported: NFS cannot mount "
-                       "with a group id; leave it empty (the CSIDriver's fsGroupPolicy File "
-                       "makes the kubelet apply fsGroup)")
+        raise RpcError(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"{field}.mount.volume_mount_group is not supported: NFS cannot mount "
+            "with a group id; leave it empty (the CSIDriver's fsGroupPolicy File "
+            "makes the kubelet apply fsGroup)",
+        )
     if capability.access_mode.mode == Mode.UNKNOWN:
-        raise RpcError(grpc.StatusCode.INVALID_ARGUMENT,
-                       f"{field}.access_mode missing in request; allowed: "
-                       f"{', '.join(name for name in Mode.keys() if name != 'UNKNOWN')}")
+        raise RpcError(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"{field}.access_mode missing in request; allowed: "
+            f"{', '.join(name for name in Mode.keys() if name != 'UNKNOWN')}",
+        )
 
 
 def _read_only(request) -> bool:
@@ -215,12 +231,10 @@ def _read_only(request) -> bool:
 
 
 def _requested_volume(request, read_only: bool) -> NfsVolume:
-    return nfs_volume(request.volume_context, request.volume_capability.mount.mount_flags,
-                      read_only)
+    return nfs_volume(request.volume_context, request.volume_capability.mount.mount_flags, read_only)
 
 
-def nfs_unreachable(server: str, port: int = NFS_PORT,
-                    timeout: float = REACHABILITY_TIMEOUT_SECONDS) -> str:
+def nfs_unreachable(server: str, port: int = NFS_PORT, timeout: float = REACHABILITY_TIMEOUT_SECONDS) -> str:
     """'' when a TCP connect to the server's NFS port succeeds, else why it failed (the docs'
     first troubleshooting step; a mount of an unreachable target would hang instead)."""
     try:
@@ -231,9 +245,16 @@ def nfs_unreachable(server: str, port: int = NFS_PORT,
 
 
 class NodeServicer(csi_pb2_grpc.NodeServicer):
-    def __init__(self, node_id: str, zone: str, mounter: Mounter, *,
-                 locks: KeyLocks | None = None, nfs_port: int = NFS_PORT,
-                 reachability_timeout: float = REACHABILITY_TIMEOUT_SECONDS):
+    def __init__(
+        self,
+        node_id: str,
+        zone: str,
+        mounter: Mounter,
+        *,
+        locks: KeyLocks | None = None,
+        nfs_port: int = NFS_PORT,
+        reachability_timeout: float = REACHABILITY_TIMEOUT_SECONDS,
+    ):
         self.node_id = node_id
         self.zone = zone
         self.mounter = mounter
@@ -243,14 +264,18 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
 
     # --- identity of the node ----------------------------------------------------------
     def NodeGetCapabilities(self, request, context):
-        return csi_pb2.NodeGetCapabilitiesResponse(capabilities=[
-            csi_pb2.NodeServiceCapability(rpc=csi_pb2.NodeServiceCapability.RPC(type=kind))
-            for kind in NODE_CAPABILITIES])
+        return csi_pb2.NodeGetCapabilitiesResponse(
+            capabilities=[
+                csi_pb2.NodeServiceCapability(rpc=csi_pb2.NodeServiceCapability.RPC(type=kind))
+                for kind in NODE_CAPABILITIES
+            ]
+        )
 
     def NodeGetInfo(self, request, context):
         topology = csi_pb2.Topology(segments={TOPOLOGY_ZONE_KEY: self.zone}) if self.zone else None
         return csi_pb2.NodeGetInfoResponse(
-            node_id=self.node_id, max_volumes_per_node=0, accessible_topology=topology)
+            node_id=self.node_id, max_volumes_per_node=0, accessible_topology=topology
+        )
 
     # --- stage / unstage ---------------------------------------------------------------
     @_rpc
@@ -259,8 +284,7 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
         staging = _require_path(request.staging_target_path, "staging_target_path")
         _check_capability(request)
         # A reader-only volume is mounted read-only once for the node: no pod can write to it.
-        volume = _requested_volume(
-            request, request.volume_capability.access_mode.mode in READER_ONLY_MODES)
+        volume = _requested_volume(request, request.volume_capability.access_mode.mode in READER_ONLY_MODES)
         with self._hold(context, volume_id, staging):
             self._mount_nfs_once(volume, staging)
         return csi_pb2.NodeStageVolumeResponse()
@@ -282,10 +306,12 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
         _check_capability(request)
         if not request.staging_target_path and request.volume_context.get(EPHEMERAL_KEY) != "true":
             # The spec's code for a plugin with STAGE_UNSTAGE_VOLUME called without the path.
-            raise RpcError(grpc.StatusCode.FAILED_PRECONDITION,
-                           "staging_target_path missing in request: NodeStageVolume must "
-                           "succeed first (only inline ephemeral volumes, volume context "
-                           f"{EPHEMERAL_KEY}=true, are published without it)")
+            raise RpcError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                "staging_target_path missing in request: NodeStageVolume must "
+                "succeed first (only inline ephemeral volumes, volume context "
+                f"{EPHEMERAL_KEY}=true, are published without it)",
+            )
         with self._hold(context, volume_id, target):
             if request.staging_target_path:
                 self._bind_staged(context, volume_id, request, target)
@@ -309,8 +335,10 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
         entry = self.mounter.find_mount(path)
         if entry is None:
             state = "is not a mount point" if os.path.exists(path) else "does not exist"
-            raise RpcError(grpc.StatusCode.NOT_FOUND,
-                           f"volume path {path} {state}: it is not a mount of volume {volume_id}")
+            raise RpcError(
+                grpc.StatusCode.NOT_FOUND,
+                f"volume path {path} {state}: it is not a mount of volume {volume_id}",
+            )
         source = self.mounter.nfs_source(entry)
         if source is not None:
             server = source.partition(":")[0]
@@ -323,8 +351,10 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
             return _abnormal(f"the file system does not answer: {err}")
         except OSError as err:
             if is_stale(err):
-                return _abnormal(f"stale NFS file handle at {path}: the exported directory was "
-                                 "removed or replaced on the server; unpublish and publish again")
+                return _abnormal(
+                    f"stale NFS file handle at {path}: the exported directory was "
+                    "removed or replaced on the server; unpublish and publish again"
+                )
             raise RpcError(grpc.StatusCode.INTERNAL, f"statvfs {path}: {err}") from None
         return csi_pb2.NodeGetVolumeStatsResponse(
             usage=[
@@ -332,14 +362,17 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
                     unit=csi_pb2.VolumeUsage.BYTES,
                     total=stats.f_blocks * stats.f_frsize,
                     available=stats.f_bavail * stats.f_frsize,
-                    used=(stats.f_blocks - stats.f_bfree) * stats.f_frsize),
+                    used=(stats.f_blocks - stats.f_bfree) * stats.f_frsize,
+                ),
                 csi_pb2.VolumeUsage(
                     unit=csi_pb2.VolumeUsage.INODES,
                     total=stats.f_files,
                     available=stats.f_favail,
-                    used=stats.f_files - stats.f_ffree),
+                    used=stats.f_files - stats.f_ffree,
+                ),
             ],
-            volume_condition=csi_pb2.VolumeCondition(abnormal=False, message="volume is healthy"))
+            volume_condition=csi_pb2.VolumeCondition(abnormal=False, message="volume is healthy"),
+        )
 
     # --- helpers -----------------------------------------------------------------------
     def _hold(self, context: grpc.ServicerContext, volume_id: str, path: str):
@@ -354,54 +387,69 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
         if existing is not None:
             mounted_from = self.mounter.nfs_source(existing)
             if mounted_from != volume.source:
-                raise RpcError(grpc.StatusCode.ALREADY_EXISTS,
-                               f"{target} is already mounted from "
-                               f"{mounted_from or existing.source}, not {volume.source}")
+                raise RpcError(
+                    grpc.StatusCode.ALREADY_EXISTS,
+                    f"{target} is already mounted from "
+                    f"{mounted_from or existing.source}, not {volume.source}",
+                )
             if existing.read_only != volume.read_only:
-                raise RpcError(grpc.StatusCode.ALREADY_EXISTS,
-                               f"{target} is already mounted {_access(existing.read_only)} from "
-                               f"{volume.source}, not {_access(volume.read_only)}")
+                raise RpcError(
+                    grpc.StatusCode.ALREADY_EXISTS,
+                    f"{target} is already mounted {_access(existing.read_only)} from "
+                    f"{volume.source}, not {_access(volume.read_only)}",
+                )
             if not self.mounter.is_corrupted(target):
                 return
-            log.warning("%s (from %s) has a stale handle or lost its connection; mounting it "
-                        "again", target, volume.source)
+            log.warning(
+                "%s (from %s) has a stale handle or lost its connection; mounting it again",
+                target,
+                volume.source,
+            )
             self.mounter.unmount(target)
         problem = self._unreachable(volume.server)
         if problem:
-            raise RpcError(grpc.StatusCode.UNAVAILABLE,
-                           f"{problem}; check the mount target IP, the security group and that "
-                           "the node is in the file system's VPC")
+            raise RpcError(
+                grpc.StatusCode.UNAVAILABLE,
+                f"{problem}; check the mount target IP, the security group and that "
+                "the node is in the file system's VPC",
+            )
         try:
-            self.mounter.mount_nfs(volume.server, volume.export_path, target,
-                                   list(volume.options.options))
+            self.mounter.mount_nfs(volume.server, volume.export_path, target, list(volume.options.options))
         except CommandFailed as err:
             raise _refused_mount(volume, err) from None
 
-    def _bind_staged(self, context: grpc.ServicerContext, volume_id: str, request,
-                     target: str) -> None:
-        staging = request.staging_target_path
-        read_only = _read_only(request)
+    def _staged_mount(self, volume_id: str, staging: str) -> MountEntry:
         staged = self.mounter.find_mount(staging)
         if staged is None:
-            raise RpcError(grpc.StatusCode.FAILED_PRECONDITION,
-                           f"volume {volume_id} is not staged at {staging}: NodeStageVolume first")
+            raise RpcError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"volume {volume_id} is not staged at {staging}: NodeStageVolume first",
+            )
+        return staged
+
+    def _bind_staged(self, context: grpc.ServicerContext, volume_id: str, request, target: str) -> None:
+        staging = request.staging_target_path
+        read_only = _read_only(request)
+        staged = self._staged_mount(volume_id, staging)
         if staged.read_only and not read_only:
-            raise RpcError(grpc.StatusCode.FAILED_PRECONDITION,
-                           f"volume {volume_id} is staged read-only at {staging} (reader-only "
-                           "access mode); it cannot be published read-write")
+            raise RpcError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"volume {volume_id} is staged read-only at {staging} (reader-only "
+                "access mode); it cannot be published read-write",
+            )
         if self.mounter.is_corrupted(staging):
             # The kubelet stages once per node; heal the staged mount for the pods to come.
-            log.warning("staged mount %s of volume %s is stale; mounting it again", staging,
-                        volume_id)
+            log.warning("staged mount %s of volume %s is stale; mounting it again", staging, volume_id)
             with self._hold(context, volume_id, staging):  # pods publishing meanwhile: ABORTED
                 self._mount_nfs_once(_requested_volume(request, staged.read_only), staging)
-            staged = self.mounter.find_mount(staging)
+            staged = self._staged_mount(volume_id, staging)
         sub_path = _relative_path(request.volume_context, contract.SUB_PATH)
         source = os.path.join(staging, sub_path) if sub_path else staging
         if not self.mounter.is_directory(source):
             what = f"sub-path {sub_path!r}" if sub_path else f"staged mount {staging}"
-            raise RpcError(grpc.StatusCode.NOT_FOUND,
-                           f"{what} of volume {volume_id} is not an accessible directory")
+            raise RpcError(
+                grpc.StatusCode.NOT_FOUND, f"{what} of volume {volume_id} is not an accessible directory"
+            )
         expected_root = posixpath.normpath(posixpath.join(staged.root, sub_path))
         if request.volume_capability.access_mode.mode == Mode.SINGLE_NODE_SINGLE_WRITER:
             self._check_single_pod(volume_id, staged.device, expected_root, staging, target)
@@ -412,30 +460,36 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
             self.mounter.unmount(target)
         elif existing is not None:
             if (existing.device, existing.root, existing.read_only) == (
-                    staged.device, expected_root, read_only):
+                staged.device,
+                expected_root,
+                read_only,
+            ):
                 return
-            raise RpcError(grpc.StatusCode.ALREADY_EXISTS,
-                           f"{target} is already mounted, but not as a "
-                           f"{_access(read_only)} bind of {source}")
+            raise RpcError(
+                grpc.StatusCode.ALREADY_EXISTS,
+                f"{target} is already mounted, but not as a {_access(read_only)} bind of {source}",
+            )
         os.makedirs(target, exist_ok=True)
         self.mounter.bind_mount(source, target, read_only=read_only)
 
-    def _check_single_pod(self, volume_id: str, device: str, root: str, staging: str,
-                          target: str) -> None:
+    def _check_single_pod(self, volume_id: str, device: str, root: str, staging: str, target: str) -> None:
         """ReadWriteOncePod: the spec's FAILED_PRECONDITION for a second target of the volume."""
         own = {os.path.normpath(staging), os.path.normpath(target)}
         others = [path for path in self.mounter.mount_points_of(device, root) if path not in own]
         if others:
-            raise RpcError(grpc.StatusCode.FAILED_PRECONDITION,
-                           f"volume {volume_id} has access mode SINGLE_NODE_SINGLE_WRITER "
-                           f"(ReadWriteOncePod) and is already published at {others[0]}")
+            raise RpcError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"volume {volume_id} has access mode SINGLE_NODE_SINGLE_WRITER "
+                f"(ReadWriteOncePod) and is already published at {others[0]}",
+            )
 
     def _mount_inline(self, request, target: str) -> None:
         volume = _requested_volume(request, _read_only(request))
         # Inline volumes have no staging mount: the sub-path goes into the NFS source itself.
         if volume.sub_path:
             volume = dataclasses.replace(
-                volume, export_path=posixpath.join(volume.export_path, volume.sub_path), sub_path="")
+                volume, export_path=posixpath.join(volume.export_path, volume.sub_path), sub_path=""
+            )
         self._mount_nfs_once(volume, target)
 
     def _unmount_and_remove(self, path: str) -> None:
@@ -445,8 +499,9 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
         except FileNotFoundError:
             pass
         except OSError as err:
-            raise RpcError(grpc.StatusCode.INTERNAL,
-                           f"{path} is unmounted but cannot be removed: {err.strerror}") from None
+            raise RpcError(
+                grpc.StatusCode.INTERNAL, f"{path} is unmounted but cannot be removed: {err.strerror}"
+            ) from None
 
 
 def _access(read_only: bool) -> str:
@@ -456,20 +511,25 @@ def _access(read_only: bool) -> str:
 def _refused_mount(volume: NfsVolume, err: CommandFailed) -> Exception:
     """The spec's code for what mount.nfs reports: a missing path is NOT_FOUND."""
     if os.strerror(errno.ENOENT) in err.stderr:
-        return RpcError(grpc.StatusCode.NOT_FOUND,
-                        f"{volume.export_path} does not exist on NFS server {volume.server}; "
-                        f"check the volume's path (and fsid for NFSv3): {err}")
+        return RpcError(
+            grpc.StatusCode.NOT_FOUND,
+            f"{volume.export_path} does not exist on NFS server {volume.server}; "
+            f"check the volume's path (and fsid for NFSv3): {err}",
+        )
     if "access denied" in err.stderr:
-        return RpcError(grpc.StatusCode.PERMISSION_DENIED,
-                        f"NFS server {volume.server} refused {volume.source}: the file "
-                        "system's permission group does not allow this node's address, or the "
-                        f"path is not exported: {err}")
+        return RpcError(
+            grpc.StatusCode.PERMISSION_DENIED,
+            f"NFS server {volume.server} refused {volume.source}: the file "
+            "system's permission group does not allow this node's address, or the "
+            f"path is not exported: {err}",
+        )
     return err
 
 
 def _abnormal(message: str) -> csi_pb2.NodeGetVolumeStatsResponse:
     return csi_pb2.NodeGetVolumeStatsResponse(
-        volume_condition=csi_pb2.VolumeCondition(abnormal=True, message=message))
+        volume_condition=csi_pb2.VolumeCondition(abnormal=True, message=message)
+    )
 
 
 def build_node(config) -> NodeServicer:

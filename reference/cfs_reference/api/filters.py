@@ -8,8 +8,9 @@ from typing import Any
 from cfs_reference.errors import invalid_value
 
 
-def match_filters(items: list[dict[str, Any]], filters: list[dict[str, Any]],
-                  allowed: Mapping[str, str]) -> list[dict[str, Any]]:
+def match_filters(
+    items: list[dict[str, Any]], filters: list[dict[str, Any]], allowed: Mapping[str, str]
+) -> list[dict[str, Any]]:
     """Keep items whose field matches one of the Values of every filter.
 
     `allowed` maps each documented filter Name to the item field it tests.
@@ -17,7 +18,9 @@ def match_filters(items: list[dict[str, Any]], filters: list[dict[str, Any]],
     for index, item_filter in enumerate(filters):
         if item_filter["Name"] not in allowed:
             raise invalid_value(
-                "InvalidParameterValue", f"Filters.{index}.Name", item_filter["Name"],
+                "InvalidParameterValue",
+                f"Filters.{index}.Name",
+                item_filter["Name"],
                 "one of " + ", ".join(allowed),
             )
     for item_filter in filters:

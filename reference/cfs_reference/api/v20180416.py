@@ -18,13 +18,34 @@ from cfs_reference.backend.limits import STORAGE_TYPES_2018
 
 Params = dict[str, Any]
 FILE_SYSTEM_INFO_2018 = (
-    "CreationTime", "CreationToken", "FileSystemId", "LifeCycleState", "SizeByte", "SizeLimit", "ZoneId",
-    "Zone", "Protocol", "StorageType", "StorageResourcePkg", "BandwidthResourcePkg", "PGroup", "FsName",
-    "Encrypted", "KmsKeyId",
+    "CreationTime",
+    "CreationToken",
+    "FileSystemId",
+    "LifeCycleState",
+    "SizeByte",
+    "SizeLimit",
+    "ZoneId",
+    "Zone",
+    "Protocol",
+    "StorageType",
+    "StorageResourcePkg",
+    "BandwidthResourcePkg",
+    "PGroup",
+    "FsName",
+    "Encrypted",
+    "KmsKeyId",
 )
 MOUNT_INFO_2018 = (
-    "FileSystemId", "MountTargetId", "IpAddress", "FSID", "LifeCycleState", "NetworkInterface", "VpcId",
-    "VpcName", "SubnetId", "SubnetName",
+    "FileSystemId",
+    "MountTargetId",
+    "IpAddress",
+    "FSID",
+    "LifeCycleState",
+    "NetworkInterface",
+    "VpcId",
+    "VpcName",
+    "SubnetId",
+    "SubnetName",
 )
 
 
@@ -38,30 +59,36 @@ def _network_id(number: int | None, unified: str | None) -> str | None:
 
 
 def create_cfs_file_system(backend: Backend, region: str, p: Params) -> Params:
-    fs = backend.create_file_system(region, NewFileSystem(
-        zone=p.get("Zone"),
-        zone_id=p.get("ZoneId"),
-        net_interface=p["NetInterface"],
-        pgroup_id=p["PGroupId"],
-        vpc_id=_network_id(p.get("VpcId"), p.get("UnVpcId")),
-        subnet_id=_network_id(p.get("SubnetId"), p.get("UnSubnetId")),
-        mount_ip=p.get("MountIP"),
-        name=p.get("FsName") or p.get("CreationToken") or "",
-        protocol=p.get("Protocol"),
-        storage_type=p.get("StorageType"),
-        storage_types=STORAGE_TYPES_2018,
-        storage_package_id=p.get("StorageResourcePkgId", ""),
-        encrypted=p.get("Encrypted", False),
-        kms_key_id=p.get("KmsKeyId", ""),
-    ))
+    fs = backend.create_file_system(
+        region,
+        NewFileSystem(
+            zone=p.get("Zone"),
+            zone_id=p.get("ZoneId"),
+            net_interface=p["NetInterface"],
+            pgroup_id=p["PGroupId"],
+            vpc_id=_network_id(p.get("VpcId"), p.get("UnVpcId")),
+            subnet_id=_network_id(p.get("SubnetId"), p.get("UnSubnetId")),
+            mount_ip=p.get("MountIP"),
+            name=p.get("FsName") or p.get("CreationToken") or "",
+            protocol=p.get("Protocol"),
+            storage_type=p.get("StorageType"),
+            storage_types=STORAGE_TYPES_2018,
+            storage_package_id=p.get("StorageResourcePkgId", ""),
+            encrypted=p.get("Encrypted", False),
+            kms_key_id=p.get("KmsKeyId", ""),
+        ),
+    )
     return v2019.created_reply(fs)
 
 
 def query_cfs_file_system(backend: Backend, region: str, p: Params) -> Params:
     lang = views.language(p.get("InternationalFlag"))
     found = backend.file_systems.describe(region, p.get("FileSystemId"))
-    return {"FileSystems": [_pick(views.file_system_info(backend, fs, lang), FILE_SYSTEM_INFO_2018)
-                            for fs in found]}
+    return {
+        "FileSystems": [
+            _pick(views.file_system_info(backend, fs, lang), FILE_SYSTEM_INFO_2018) for fs in found
+        ]
+    }
 
 
 def query_mount_target(backend: Backend, region: str, p: Params) -> Params:
@@ -73,13 +100,21 @@ def query_mount_target(backend: Backend, region: str, p: Params) -> Params:
 
 
 def query_mount_targets_with_region(backend: Backend, region: str, p: Params) -> Params:
-    found = [fs for fs in backend.file_systems.describe(region, p.get("FileSystemId"))
-             if fs["state"] == "available"]
-    return {"MountTargetCollection": [
-        {"NumberOfMountTargets": 1, "FileSystemId": fs["id"],
-         "MountTargets": [{"VpcId": fs["vpc_id"], "IpAddress": fs["ip"]}]}
-        for fs in found
-    ]}
+    found = [
+        fs
+        for fs in backend.file_systems.describe(region, p.get("FileSystemId"))
+        if fs["state"] == "available"
+    ]
+    return {
+        "MountTargetCollection": [
+            {
+                "NumberOfMountTargets": 1,
+                "FileSystemId": fs["id"],
+                "MountTargets": [{"VpcId": fs["vpc_id"], "IpAddress": fs["ip"]}],
+            }
+            for fs in found
+        ]
+    }
 
 
 def update_cfs_file_system_size_limit(backend: Backend, region: str, p: Params) -> Params:
@@ -89,7 +124,9 @@ def update_cfs_file_system_size_limit(backend: Backend, region: str, p: Params) 
 
 def query_cfs_pgroup(backend: Backend, region: str, p: Params) -> Params:
     lang = views.language(p.get("InternationalFlag"))
-    return {"PGroupList": [views.pgroup_info(backend, region, g, lang) for g in backend.groups.describe(region)]}
+    return {
+        "PGroupList": [views.pgroup_info(backend, region, g, lang) for g in backend.groups.describe(region)]
+    }
 
 
 def create_cfs_rule(backend: Backend, region: str, p: Params) -> Params:
@@ -111,33 +148,39 @@ def query_cfs_rule(backend: Backend, region: str, p: Params) -> Params:
 def query_available_zone_info(backend: Backend, region: str, p: Params) -> Params:
     # VersionCtrlType: 2018-04-16 sells "SD" 标准、"EP" 极速型、"HP" 高性能、"IA" 低频
     regions = v2019.region_zones(backend, STORAGE_TYPES_2018)
-    return {"RegionZones": [
-        {
-            "Region": r["Region"], "RegionName": r["RegionName"], "RegionStatus": r["RegionStatus"],
-            "Zones": [_pick(z, ("Zone", "ZoneId", "ZoneCnName", "Types")) for z in r["Zones"]],
-        }
-        for r in regions
-    ]}
+    return {
+        "RegionZones": [
+            {
+                "Region": r["Region"],
+                "RegionName": r["RegionName"],
+                "RegionStatus": r["RegionStatus"],
+                "Zones": [_pick(z, ("Zone", "ZoneId", "ZoneCnName", "Types")) for z in r["Zones"]],
+            }
+            for r in regions
+        ]
+    }
 
 
-HANDLERS = MappingProxyType({
-    "CreateCfsFileSystem": create_cfs_file_system,
-    "CreateCfsPGroup": v2019.create_cfs_pgroup,
-    "CreateCfsRule": create_cfs_rule,
-    "DeleteCfsFileSystem": v2019.delete_cfs_file_system,
-    "DeleteCfsPGroup": v2019.delete_cfs_pgroup,
-    "DeleteCfsRule": v2019.delete_cfs_rule,
-    "QueryAvailableZoneInfo": query_available_zone_info,
-    "QueryCfsFileSystem": query_cfs_file_system,
-    "QueryCfsPGroup": query_cfs_pgroup,
-    "QueryCfsRule": query_cfs_rule,
-    "QueryCfsServiceStatus": v2019.describe_cfs_service_status,
-    "QueryMountTarget": query_mount_target,
-    "QueryMountTargetsWithRegion": query_mount_targets_with_region,
-    "SignUpCfsService": v2019.sign_up_cfs_service,
-    "UpdateCfsFileSystemName": v2019.update_cfs_file_system_name,
-    "UpdateCfsFileSystemPGroup": v2019.update_cfs_file_system_pgroup,
-    "UpdateCfsFileSystemSizeLimit": update_cfs_file_system_size_limit,
-    "UpdateCfsPGroup": v2019.update_cfs_pgroup,
-    "UpdateCfsRule": update_cfs_rule,
-})
+HANDLERS = MappingProxyType(
+    {
+        "CreateCfsFileSystem": create_cfs_file_system,
+        "CreateCfsPGroup": v2019.create_cfs_pgroup,
+        "CreateCfsRule": create_cfs_rule,
+        "DeleteCfsFileSystem": v2019.delete_cfs_file_system,
+        "DeleteCfsPGroup": v2019.delete_cfs_pgroup,
+        "DeleteCfsRule": v2019.delete_cfs_rule,
+        "QueryAvailableZoneInfo": query_available_zone_info,
+        "QueryCfsFileSystem": query_cfs_file_system,
+        "QueryCfsPGroup": query_cfs_pgroup,
+        "QueryCfsRule": query_cfs_rule,
+        "QueryCfsServiceStatus": v2019.describe_cfs_service_status,
+        "QueryMountTarget": query_mount_target,
+        "QueryMountTargetsWithRegion": query_mount_targets_with_region,
+        "SignUpCfsService": v2019.sign_up_cfs_service,
+        "UpdateCfsFileSystemName": v2019.update_cfs_file_system_name,
+        "UpdateCfsFileSystemPGroup": v2019.update_cfs_file_system_pgroup,
+        "UpdateCfsFileSystemSizeLimit": update_cfs_file_system_size_limit,
+        "UpdateCfsPGroup": v2019.update_cfs_pgroup,
+        "UpdateCfsRule": update_cfs_rule,
+    }
+)

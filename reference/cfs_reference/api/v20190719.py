@@ -24,22 +24,25 @@ def create_cfs_file_system(backend: Backend, region: str, p: Params) -> Params:
     name = p.get("FsName") or p.get("CreationToken")
     if not name:
         raise ApiError("MissingParameter", "one of FsName or CreationToken is required")
-    fs = backend.create_file_system(region, NewFileSystem(
-        zone=p["Zone"],
-        zone_id=p.get("ZoneId"),
-        net_interface=p["NetInterface"],
-        pgroup_id=p["PGroupId"],
-        vpc_id=p.get("VpcId") or p.get("UnVpcId"),
-        subnet_id=p.get("SubnetId") or p.get("UnSubnetId"),
-        mount_ip=p.get("MountIP"),
-        name=name,
-        protocol=p.get("Protocol"),
-        storage_type=p.get("StorageType"),
-        snap_id=p.get("SnapId"),
-        encrypted=p.get("Encrypted", False),
-        kms_key_id=p.get("KmsKeyId", ""),
-        tags=tuple((t["TagKey"], t["TagValue"]) for t in p.get("ResourceTags", [])),
-    ))
+    fs = backend.create_file_system(
+        region,
+        NewFileSystem(
+            zone=p["Zone"],
+            zone_id=p.get("ZoneId"),
+            net_interface=p["NetInterface"],
+            pgroup_id=p["PGroupId"],
+            vpc_id=p.get("VpcId") or p.get("UnVpcId"),
+            subnet_id=p.get("SubnetId") or p.get("UnSubnetId"),
+            mount_ip=p.get("MountIP"),
+            name=name,
+            protocol=p.get("Protocol"),
+            storage_type=p.get("StorageType"),
+            snap_id=p.get("SnapId"),
+            encrypted=p.get("Encrypted", False),
+            kms_key_id=p.get("KmsKeyId", ""),
+            tags=tuple((t["TagKey"], t["TagValue"]) for t in p.get("ResourceTags", [])),
+        ),
+    )
     return {**created_reply(fs), "CfsId": fs["id"]}
 
 
@@ -75,8 +78,11 @@ def describe_cfs_file_systems(backend: Backend, region: str, p: Params) -> Param
 
 
 def describe_cfs_file_systems_by_vpc(backend: Backend, region: str, p: Params) -> Params:
-    found = [fs for fs in backend.file_systems.describe(region, vpc_id=p["VpcId"], subnet_id=p.get("SubnetId"))
-             if fs["state"] == "available"]
+    found = [
+        fs
+        for fs in backend.file_systems.describe(region, vpc_id=p["VpcId"], subnet_id=p.get("SubnetId"))
+        if fs["state"] == "available"
+    ]
     return {
         "MountTargets": [
             {
@@ -107,8 +113,9 @@ def describe_mount_targets(backend: Backend, region: str, p: Params) -> Params:
 def describe_cfs_file_system_clients(backend: Backend, region: str, p: Params) -> Params:
     # InvalidFsStatus is not among this action's codes: a file system still creating has no
     # mount target yet (ResourceNotFound.MountTargetNotFound).
-    backend.file_systems.mount_targets(region, p["FileSystemId"],
-                                       while_creating="ResourceNotFound.MountTargetNotFound")
+    backend.file_systems.mount_targets(
+        region, p["FileSystemId"], while_creating="ResourceNotFound.MountTargetNotFound"
+    )
     # Client lists come from the vendor's monitoring agent ("需要客户端安装CFS监控插件"),
     # which nothing here runs: there are no reporting clients.
     return {"ClientList": []}
@@ -138,7 +145,10 @@ def update_cfs_file_system_size_limit(backend: Backend, region: str, p: Params) 
 def create_cfs_pgroup(backend: Backend, region: str, p: Params) -> Params:
     group = backend.groups.create(region, p["Name"], p.get("DescInfo", ""))
     return {
-        "PGroupId": group["id"], "Name": group["name"], "DescInfo": group["desc"], "BindCfsNum": 0,
+        "PGroupId": group["id"],
+        "Name": group["name"],
+        "DescInfo": group["desc"],
+        "BindCfsNum": 0,
         "CDate": views.timestamp_text(group["created_at"]),
     }
 
@@ -160,13 +170,15 @@ def describe_cfs_pgroups(backend: Backend, region: str, p: Params) -> Params:
     lang = views.language(p.get("InternationalFlag"))
     groups = [views.pgroup_info(backend, region, g, lang) for g in backend.groups.describe(region)]
     groups = [
-        g for g in groups
+        g
+        for g in groups
         if p.get("PGroupId") in (None, g["PGroupId"])
         and p.get("Name") in (None, g["Name"])
         and p.get("DescInfo") in (None, g["DescInfo"])
     ]
-    groups = views.ordered(groups, p.get("OrderBy"), p.get("OrderByType"), PGROUP_ORDER_KEYS, "OrderBy",
-                           "OrderByType")
+    groups = views.ordered(
+        groups, p.get("OrderBy"), p.get("OrderByType"), PGROUP_ORDER_KEYS, "OrderBy", "OrderByType"
+    )
     return {"PGroupList": views.page(groups, p.get("Offset"), p.get("Limit")), "TotalCount": len(groups)}
 
 
@@ -212,25 +224,37 @@ def create_cfs_snapshot(backend: Backend, region: str, p: Params) -> Params:
     return {"SnapshotId": snapshot["id"]}
 
 
-SNAPSHOT_FILTERS = MappingProxyType({
-    "SnapshotId": "SnapshotId", "SnapshotName": "SnapshotName", "FileSystemId": "FileSystemId",
-    "FsName": "FsName", "Status": "Status",
-})
-SNAPSHOT_ORDER_KEYS = MappingProxyType({
-    "CreationTime": lambda s: s["CreationTime"], "SnapshotName": lambda s: s["SnapshotName"],
-    "FileSystemId": lambda s: s["FileSystemId"], "Size": lambda s: s["Size"],
-})
+SNAPSHOT_FILTERS = MappingProxyType(
+    {
+        "SnapshotId": "SnapshotId",
+        "SnapshotName": "SnapshotName",
+        "FileSystemId": "FileSystemId",
+        "FsName": "FsName",
+        "Status": "Status",
+    }
+)
+SNAPSHOT_ORDER_KEYS = MappingProxyType(
+    {
+        "CreationTime": lambda s: s["CreationTime"],
+        "SnapshotName": lambda s: s["SnapshotName"],
+        "FileSystemId": lambda s: s["FileSystemId"],
+        "Size": lambda s: s["Size"],
+    }
+)
 
 
 def describe_cfs_snapshots(backend: Backend, region: str, p: Params) -> Params:
     snapshots = [views.snapshot_info(s) for s in backend.snapshots.describe(region)]
     snapshots = [
-        s for s in snapshots
-        if p.get("FileSystemId") in (None, s["FileSystemId"]) and p.get("SnapshotId") in (None, s["SnapshotId"])
+        s
+        for s in snapshots
+        if p.get("FileSystemId") in (None, s["FileSystemId"])
+        and p.get("SnapshotId") in (None, s["SnapshotId"])
     ]
     snapshots = match_filters(snapshots, p.get("Filters", []), SNAPSHOT_FILTERS)
-    snapshots = views.ordered(snapshots, p.get("OrderField"), p.get("Order"), SNAPSHOT_ORDER_KEYS,
-                              "OrderField", "Order")
+    snapshots = views.ordered(
+        snapshots, p.get("OrderField"), p.get("Order"), SNAPSHOT_ORDER_KEYS, "OrderField", "Order"
+    )
     return {
         "TotalCount": len(snapshots),
         "Snapshots": views.page(snapshots, p.get("Offset"), p.get("Limit"), DEFAULT_SNAPSHOT_PAGE),
@@ -260,15 +284,21 @@ def copy_file_system_snapshot_cross_region(backend: Backend, region: str, p: Par
 
 
 def create_auto_snapshot_policy(backend: Backend, region: str, p: Params) -> Params:
-    policy = backend.policies.create(region, p.get("PolicyName", ""), p["DayOfWeek"], p["Hour"],
-                                     p.get("AliveDays", 0))
+    policy = backend.policies.create(
+        region, p.get("PolicyName", ""), p["DayOfWeek"], p["Hour"], p.get("AliveDays", 0)
+    )
     return {"AutoSnapshotPolicyId": policy["id"]}
 
 
 def update_auto_snapshot_policy(backend: Backend, region: str, p: Params) -> Params:
     policy = backend.policies.update(
-        region, p["AutoSnapshotPolicyId"], p.get("PolicyName"), p.get("DayOfWeek"), p.get("Hour"),
-        p.get("AliveDays"), p.get("IsActive"),
+        region,
+        p["AutoSnapshotPolicyId"],
+        p.get("PolicyName"),
+        p.get("DayOfWeek"),
+        p.get("Hour"),
+        p.get("AliveDays"),
+        p.get("IsActive"),
     )
     return {"AutoSnapshotPolicyId": policy["id"]}
 
@@ -287,21 +317,34 @@ def unbind_auto_snapshot_policy(backend: Backend, region: str, p: Params) -> Par
     return {"AutoSnapshotPolicyId": backend.policies.unbind(region, p["AutoSnapshotPolicyId"], fs_ids)["id"]}
 
 
-POLICY_FILTERS = MappingProxyType({
-    "AutoSnapshotPolicyId": "AutoSnapshotPolicyId", "AutoSnapshotPolicyName": "PolicyName",
-})
-POLICY_ORDER_KEYS = MappingProxyType({
-    "CreationTime": lambda s: s["CreationTime"], "FileSystemNums": lambda s: s["FileSystemNums"],
-})
+POLICY_FILTERS = MappingProxyType(
+    {
+        "AutoSnapshotPolicyId": "AutoSnapshotPolicyId",
+        "AutoSnapshotPolicyName": "PolicyName",
+    }
+)
+POLICY_ORDER_KEYS = MappingProxyType(
+    {
+        "CreationTime": lambda s: s["CreationTime"],
+        "FileSystemNums": lambda s: s["FileSystemNums"],
+    }
+)
 
 
 def describe_auto_snapshot_policies(backend: Backend, region: str, p: Params) -> Params:
-    policies = [views.policy_info(backend, x) for x in backend.policies.describe(region)
-                if p.get("AutoSnapshotPolicyId") in (None, x["id"])]
+    policies = [
+        views.policy_info(backend, x)
+        for x in backend.policies.describe(region)
+        if p.get("AutoSnapshotPolicyId") in (None, x["id"])
+    ]
     policies = match_filters(policies, p.get("Filters", []), POLICY_FILTERS)
-    policies = views.ordered(policies, p.get("OrderField"), p.get("Order"), POLICY_ORDER_KEYS,
-                             "OrderField", "Order")
-    return {"TotalCount": len(policies), "AutoSnapshotPolicies": views.page(policies, p.get("Offset"), p.get("Limit"))}
+    policies = views.ordered(
+        policies, p.get("OrderField"), p.get("Order"), POLICY_ORDER_KEYS, "OrderField", "Order"
+    )
+    return {
+        "TotalCount": len(policies),
+        "AutoSnapshotPolicies": views.page(policies, p.get("Offset"), p.get("Limit")),
+    }
 
 
 # ---- service ----
@@ -326,9 +369,12 @@ def region_zones(backend: Backend, storage_types: tuple[str, ...]) -> list[Param
                     "ZoneCnName": zone.name,
                     "ZoneEnName": zone.name,
                     "Types": [
-                        {"Type": storage, "Protocols": [
-                            {"Protocol": protocol, "SaleStatus": "saling"} for protocol in PROTOCOLS
-                        ]}
+                        {
+                            "Type": storage,
+                            "Protocols": [
+                                {"Protocol": protocol, "SaleStatus": "saling"} for protocol in PROTOCOLS
+                            ],
+                        }
                         for storage in storage_types
                     ],
                 }
@@ -349,43 +395,55 @@ def sign_up_cfs_service(backend: Backend, region: str, p: Params) -> Params:
 
 def describe_cfs_tags(backend: Backend, region: str, p: Params) -> Params:
     zone = backend.regions.zone_by_id(p["ZoneId"])
-    return {"Tags": [{
-        "TagId": zone.zone_id, "TagName": "default", "Status": 1, "SdSaleStatus": "saling",
-        "HpSaleStatus": "saling", "ZoneId": zone.zone_id, "ISSMB": 1, "ISNFS": 1,
-    }]}
+    return {
+        "Tags": [
+            {
+                "TagId": zone.zone_id,
+                "TagName": "default",
+                "Status": 1,
+                "SdSaleStatus": "saling",
+                "HpSaleStatus": "saling",
+                "ZoneId": zone.zone_id,
+                "ISSMB": 1,
+                "ISNFS": 1,
+            }
+        ]
+    }
 
 
-HANDLERS = MappingProxyType({
-    "BindAutoSnapshotPolicy": bind_auto_snapshot_policy,
-    "CopyFileSystemSnapshotCrossRegion": copy_file_system_snapshot_cross_region,
-    "CreateAutoSnapshotPolicy": create_auto_snapshot_policy,
-    "CreateCfsFileSystem": create_cfs_file_system,
-    "CreateCfsPGroup": create_cfs_pgroup,
-    "CreateCfsRule": create_cfs_rule,
-    "CreateCfsSnapshot": create_cfs_snapshot,
-    "DeleteAutoSnapshotPolicy": delete_auto_snapshot_policy,
-    "DeleteCfsFileSystem": delete_cfs_file_system,
-    "DeleteCfsPGroup": delete_cfs_pgroup,
-    "DeleteCfsRule": delete_cfs_rule,
-    "DeleteCfsSnapshot": delete_cfs_snapshot,
-    "DescribeAutoSnapshotPolicies": describe_auto_snapshot_policies,
-    "DescribeAvailableZoneInfo": describe_available_zone_info,
-    "DescribeCfsFileSystemClients": describe_cfs_file_system_clients,
-    "DescribeCfsFileSystems": describe_cfs_file_systems,
-    "DescribeCfsFileSystemsByVpc": describe_cfs_file_systems_by_vpc,
-    "DescribeCfsPGroups": describe_cfs_pgroups,
-    "DescribeCfsRules": describe_cfs_rules,
-    "DescribeCfsServiceStatus": describe_cfs_service_status,
-    "DescribeCfsSnapshots": describe_cfs_snapshots,
-    "DescribeCfsTags": describe_cfs_tags,
-    "DescribeMountTargets": describe_mount_targets,
-    "SignUpCfsService": sign_up_cfs_service,
-    "UnbindAutoSnapshotPolicy": unbind_auto_snapshot_policy,
-    "UpdateAutoSnapshotPolicy": update_auto_snapshot_policy,
-    "UpdateCfsFileSystemName": update_cfs_file_system_name,
-    "UpdateCfsFileSystemPGroup": update_cfs_file_system_pgroup,
-    "UpdateCfsFileSystemSizeLimit": update_cfs_file_system_size_limit,
-    "UpdateCfsPGroup": update_cfs_pgroup,
-    "UpdateCfsRule": update_cfs_rule,
-    "UpdateCfsSnapshotAttribute": update_cfs_snapshot_attribute,
-})
+HANDLERS = MappingProxyType(
+    {
+        "BindAutoSnapshotPolicy": bind_auto_snapshot_policy,
+        "CopyFileSystemSnapshotCrossRegion": copy_file_system_snapshot_cross_region,
+        "CreateAutoSnapshotPolicy": create_auto_snapshot_policy,
+        "CreateCfsFileSystem": create_cfs_file_system,
+        "CreateCfsPGroup": create_cfs_pgroup,
+        "CreateCfsRule": create_cfs_rule,
+        "CreateCfsSnapshot": create_cfs_snapshot,
+        "DeleteAutoSnapshotPolicy": delete_auto_snapshot_policy,
+        "DeleteCfsFileSystem": delete_cfs_file_system,
+        "DeleteCfsPGroup": delete_cfs_pgroup,
+        "DeleteCfsRule": delete_cfs_rule,
+        "DeleteCfsSnapshot": delete_cfs_snapshot,
+        "DescribeAutoSnapshotPolicies": describe_auto_snapshot_policies,
+        "DescribeAvailableZoneInfo": describe_available_zone_info,
+        "DescribeCfsFileSystemClients": describe_cfs_file_system_clients,
+        "DescribeCfsFileSystems": describe_cfs_file_systems,
+        "DescribeCfsFileSystemsByVpc": describe_cfs_file_systems_by_vpc,
+        "DescribeCfsPGroups": describe_cfs_pgroups,
+        "DescribeCfsRules": describe_cfs_rules,
+        "DescribeCfsServiceStatus": describe_cfs_service_status,
+        "DescribeCfsSnapshots": describe_cfs_snapshots,
+        "DescribeCfsTags": describe_cfs_tags,
+        "DescribeMountTargets": describe_mount_targets,
+        "SignUpCfsService": sign_up_cfs_service,
+        "UnbindAutoSnapshotPolicy": unbind_auto_snapshot_policy,
+        "UpdateAutoSnapshotPolicy": update_auto_snapshot_policy,
+        "UpdateCfsFileSystemName": update_cfs_file_system_name,
+        "UpdateCfsFileSystemPGroup": update_cfs_file_system_pgroup,
+        "UpdateCfsFileSystemSizeLimit": update_cfs_file_system_size_limit,
+        "UpdateCfsPGroup": update_cfs_pgroup,
+        "UpdateCfsRule": update_cfs_rule,
+        "UpdateCfsSnapshotAttribute": update_cfs_snapshot_attribute,
+    }
+)

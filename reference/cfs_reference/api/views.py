@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
@@ -146,8 +147,11 @@ def snap_list(snapshot: dict[str, Any]) -> dict[str, Any]:
 
 
 def policy_info(backend: Backend, policy: dict[str, Any]) -> dict[str, Any]:
-    file_systems = [backend.state.tables[FILE_SYSTEM][f] for f in policy["fs_ids"]
-                    if f in backend.state.tables[FILE_SYSTEM]]
+    file_systems = [
+        backend.state.tables[FILE_SYSTEM][f]
+        for f in policy["fs_ids"]
+        if f in backend.state.tables[FILE_SYSTEM]
+    ]
     return {
         "AutoSnapshotPolicyId": policy["id"],
         "PolicyName": policy["name"],
@@ -178,11 +182,17 @@ def page(items: list, offset: int | None, limit: int | None, default_limit: int 
     """Offset/Limit pagination; without Limit, `default_limit` (None = everything)."""
     start = offset or 0
     limit = limit if limit is not None else default_limit
-    return items[start:] if limit is None else items[start:start + limit]
+    return items[start:] if limit is None else items[start : start + limit]
 
 
-def ordered(items: list, field: str | None, order: str | None, keys: dict, field_param: str,
-            order_param: str) -> list:
+def ordered(
+    items: list,
+    field: str | None,
+    order: str | None,
+    keys: Mapping[str, Callable[[Any], Any]],
+    field_param: str,
+    order_param: str,
+) -> list:
     """Sort by one of `keys` (API field name -> record key function), ASC unless DESC."""
     if order is not None and order.upper() not in ("ASC", "DESC"):
         raise invalid_value("InvalidParameterValue", order_param, order, "ASC or DESC")
@@ -190,4 +200,4 @@ def ordered(items: list, field: str | None, order: str | None, keys: dict, field
         return list(reversed(items)) if order and order.upper() == "DESC" else items
     if field not in keys:
         raise invalid_value("InvalidParameterValue", field_param, field, "one of " + ", ".join(keys))
-    return sorted(items, key=keys[field], reverse=bool(order) and order.upper() == "DESC")
+    return sorted(items, key=keys[field], reverse=order is not None and order.upper() == "DESC")

@@ -78,15 +78,23 @@ class Backend:
             log.info("mount target of %s not reserved yet: %s", record["id"], later)
         return self._pending(record)
 
-    def create_snapshot(self, region: str, file_system_id: str, name: str, tags, alive_days: int = 0) -> dict[str, Any]:
-        return self._pending(self.snapshots.create(
-            region, file_system_id, name, tags, self.create_delay, self.create_fails(), alive_days
-        ))
+    def create_snapshot(
+        self, region: str, file_system_id: str, name: str, tags, alive_days: int = 0
+    ) -> dict[str, Any]:
+        return self._pending(
+            self.snapshots.create(
+                region, file_system_id, name, tags, self.create_delay, self.create_fails(), alive_days
+            )
+        )
 
-    def copy_snapshot(self, region: str, snapshot_id: str, destination: str, name: str | None) -> dict[str, Any]:
-        return self._pending(self.snapshots.copy_to_region(
-            region, snapshot_id, destination, name, self.create_delay, self.create_fails()
-        ))
+    def copy_snapshot(
+        self, region: str, snapshot_id: str, destination: str, name: str | None
+    ) -> dict[str, Any]:
+        return self._pending(
+            self.snapshots.copy_to_region(
+                region, snapshot_id, destination, name, self.create_delay, self.create_fails()
+            )
+        )
 
     def _pending(self, record: dict[str, Any]) -> dict[str, Any]:
         """A record now creating: settle() must look again when it is due."""
@@ -138,8 +146,9 @@ class Backend:
             if policy["active"]:
                 for fs_id in policy["fs_ids"]:
                     try:
-                        self.create_snapshot(policy["region"], fs_id, f"auto_{policy['id']}", [],
-                                             policy["alive_days"])
+                        self.create_snapshot(
+                            policy["region"], fs_id, f"auto_{policy['id']}", [], policy["alive_days"]
+                        )
                     except ApiError as skipped:  # busy or not available: the next run tries again
                         log.info("policy %s skipped %s: %s", policy["id"], fs_id, skipped.message)
             with self.state.change() as change:

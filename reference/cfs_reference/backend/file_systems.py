@@ -59,7 +59,9 @@ class FileSystems:
             request.protocol or "NFS", "Protocol", limits.PROTOCOLS, "InvalidParameterValue.InvalidProtocol"
         )
         storage_type = limits.check_choice(
-            request.storage_type or "SD", "StorageType", request.storage_types,
+            request.storage_type or "SD",
+            "StorageType",
+            request.storage_types,
             "InvalidParameterValue.InvalidStorageType",
         )
         if storage_type == limits.INFREQUENT_ACCESS and not request.storage_package_id:
@@ -68,13 +70,17 @@ class FileSystems:
                 "StorageType=IA (infrequent access) needs StorageResourcePkgId",
             )
         net = limits.check_choice(
-            request.net_interface, "NetInterface", limits.NET_INTERFACES,
+            request.net_interface,
+            "NetInterface",
+            limits.NET_INTERFACES,
             "InvalidParameterValue.InvalidNetInterface",
         )
         vpc_id, subnet_id = self._check_network(net, request)
         if request.name:
             limits.check_name(
-                request.name, "FsName", "InvalidParameterValue.FsNameLimitExceeded",
+                request.name,
+                "FsName",
+                "InvalidParameterValue.FsNameLimitExceeded",
                 "InvalidParameterValue.InvalidFsName",
             )
         limits.check_tags(request.tags)
@@ -91,7 +97,7 @@ class FileSystems:
         taken = self.state.taken_ids()
         now = self.state.now()
         with self.state.change() as change:
-            record = {
+            record: dict[str, Any] = {
                 "id": ids.new_id(ids.FILE_SYSTEM, taken),
                 "region": region,
                 "zone": zone.name,
@@ -128,10 +134,14 @@ class FileSystems:
             "InvalidParameterValue.InvalidFsStatus",
             f"file system {file_system_id} is still creating and cannot be deleted yet",
         )
-        busy = [s["id"] for s in self.state.tables[SNAPSHOT].values()
-                if s["fs_id"] == file_system_id and s["state"] == "creating"]
+        busy = [
+            s["id"]
+            for s in self.state.tables[SNAPSHOT].values()
+            if s["fs_id"] == file_system_id and s["state"] == "creating"
+        ]
         require(
-            not busy, "InvalidParameterValue.SnapSrcFsBusy",
+            not busy,
+            "InvalidParameterValue.SnapSrcFsBusy",
             f"file system {file_system_id} is being snapshotted ({', '.join(busy)})",
         )
         with self.state.change() as change:
@@ -161,21 +171,24 @@ class FileSystems:
         # Creation order, so Offset/Limit pages stay stable across restarts.
         found = sorted(self.state.in_region(FILE_SYSTEM, region), key=lambda fs: fs["seq"])
         return [
-            fs for fs in found
+            fs
+            for fs in found
             if (file_system_id is None or fs["id"] == file_system_id)
             and (vpc_id is None or fs["vpc_id"] == vpc_id)
             and (subnet_id is None or fs["subnet_id"] == subnet_id)
             and (creation_token is None or fs["name"] == creation_token)
         ]
 
-    def mount_targets(self, region: str, file_system_id: str,
-                      while_creating: str = "InvalidParameterValue.InvalidFsStatus") -> list[dict[str, Any]]:
+    def mount_targets(
+        self, region: str, file_system_id: str, while_creating: str = "InvalidParameterValue.InvalidFsStatus"
+    ) -> list[dict[str, Any]]:
         """The one mount target of an available file system (none while creating: docs
         "当文件系统处于“创建中”状态时，将无法查看文件系统详情"); `while_creating` is the error code
         the calling action documents for that case."""
         record = self.state.file_system(region, file_system_id)
         require(
-            record["state"] != CREATING, while_creating,
+            record["state"] != CREATING,
+            while_creating,
             f"file system {file_system_id} is still creating; its mount target is not ready",
         )
         require(
@@ -212,12 +225,16 @@ class FileSystems:
         self.state.file_system(region, file_system_id)
         if limit_gb > limits.FS_LIMIT_MAX_GB:
             raise invalid_value(
-                "InvalidParameterValue.FsSizeLimitExceeded", "FsLimit", limit_gb,
+                "InvalidParameterValue.FsSizeLimitExceeded",
+                "FsLimit",
+                limit_gb,
                 f"at most {limits.FS_LIMIT_MAX_GB} GB",
             )
         if limit_gb < minimum:
             raise invalid_value(
-                "InvalidParameterValue.InvalidFsSizeLimit", "FsLimit", limit_gb,
+                "InvalidParameterValue.InvalidFsSizeLimit",
+                "FsLimit",
+                limit_gb,
                 f"{minimum}-{limits.FS_LIMIT_MAX_GB} GB" + (" (0 = unlimited)" if minimum == 0 else ""),
             )
         return self._update(region, file_system_id, size_limit_gb=limit_gb)
@@ -271,12 +288,19 @@ class FileSystems:
                 raise invalid_value(
                     "InvalidParameterValue.InvalidMountTargetIp", "MountIP", wanted, "an IPv4 address"
                 ) from None
-            if address not in self.pool or address in (self.pool.network_address, self.pool.broadcast_address):
+            if address not in self.pool or address in (
+                self.pool.network_address,
+                self.pool.broadcast_address,
+            ):
                 raise invalid_value(
-                    "InvalidParameterValue.InvalidMountTargetIp", "MountIP", wanted,
+                    "InvalidParameterValue.InvalidMountTargetIp",
+                    "MountIP",
+                    wanted,
                     f"a host address inside the subnet {self.pool}",
                 )
-            require(wanted not in used, "InvalidParameterValue.InvalidVip", f"MountIP {wanted} is already in use")
+            require(
+                wanted not in used, "InvalidParameterValue.InvalidVip", f"MountIP {wanted} is already in use"
+            )
             return wanted
         for address in self.pool.hosts():
             if str(address) not in used:
@@ -297,7 +321,9 @@ def check_network_ids(vpc_id: str | None, subnet_id: str | None) -> None:
     """VpcId / SubnetId in the vendor's formats (None = not given): InvalidVpcId / InvalidSubnetId,
     codes of CreateCfsFileSystem, DescribeCfsFileSystems and DescribeCfsFileSystemsByVpc."""
     if vpc_id is not None and not VPC_ID.fullmatch(vpc_id):
-        raise invalid_value("InvalidParameterValue.InvalidVpcId", "VpcId", vpc_id, "a VPC id like vpc-1a2b3c4d")
+        raise invalid_value(
+            "InvalidParameterValue.InvalidVpcId", "VpcId", vpc_id, "a VPC id like vpc-1a2b3c4d"
+        )
     if subnet_id is not None and not SUBNET_ID.fullmatch(subnet_id):
         raise invalid_value(
             "InvalidParameterValue.InvalidSubnetId", "SubnetId", subnet_id, "a subnet id like subnet-1a2b3c4d"

@@ -35,14 +35,26 @@ class Groups:
         if ids.DEFAULT_PGROUP_ID in self.state.tables[PGROUP]:
             return
         with self.state.change() as change:
-            change.save(PGROUP, {
-                "id": ids.DEFAULT_PGROUP_ID, "region": ALL_REGIONS, "name": DEFAULT_PGROUP_NAMES["zh"],
-                "desc": "", "created_at": self.state.now(), "seq": self.state.take_seq(change),
-            })
-            change.save(RULE, {
-                "id": ids.new_id(ids.RULE, self.state.taken_ids()), "pgroup_id": ids.DEFAULT_PGROUP_ID,
-                **DEFAULT_RULE, "seq": self.state.take_seq(change),
-            })
+            change.save(
+                PGROUP,
+                {
+                    "id": ids.DEFAULT_PGROUP_ID,
+                    "region": ALL_REGIONS,
+                    "name": DEFAULT_PGROUP_NAMES["zh"],
+                    "desc": "",
+                    "created_at": self.state.now(),
+                    "seq": self.state.take_seq(change),
+                },
+            )
+            change.save(
+                RULE,
+                {
+                    "id": ids.new_id(ids.RULE, self.state.taken_ids()),
+                    "pgroup_id": ids.DEFAULT_PGROUP_ID,
+                    **DEFAULT_RULE,
+                    "seq": self.state.take_seq(change),
+                },
+            )
 
     # ---- groups ----
 
@@ -57,8 +69,12 @@ class Groups:
         )
         with self.state.change() as change:
             record = {
-                "id": ids.new_id(ids.PERMISSION_GROUP, self.state.taken_ids()), "region": region,
-                "name": name, "desc": desc, "created_at": self.state.now(), "seq": self.state.take_seq(change),
+                "id": ids.new_id(ids.PERMISSION_GROUP, self.state.taken_ids()),
+                "region": region,
+                "name": name,
+                "desc": desc,
+                "created_at": self.state.now(),
+                "seq": self.state.take_seq(change),
             }
             change.save(PGROUP, record)
         return record
@@ -66,9 +82,7 @@ class Groups:
     def update(self, region: str, pgroup_id: str, name: str | None, desc: str | None) -> dict[str, Any]:
         record = self._own_group(region, pgroup_id)
         if not name and not desc:
-            raise ApiError(
-                "InvalidParameterValue.MissingNameOrDescinfo", "give Name or DescInfo (or both)"
-            )
+            raise ApiError("InvalidParameterValue.MissingNameOrDescinfo", "give Name or DescInfo (or both)")
         if name:
             self._check_name(region, name, own_id=pgroup_id)
         if desc:
@@ -82,7 +96,8 @@ class Groups:
         record = self._own_group(region, pgroup_id)
         users = self.bound_file_systems(region, pgroup_id)
         require(
-            not users, "FailedOperation.PgroupInUse",
+            not users,
+            "FailedOperation.PgroupInUse",
             f"permission group {pgroup_id} is used by {', '.join(users)}",
         )
         with self.state.change() as change:
@@ -112,8 +127,12 @@ class Groups:
             f"a permission group holds at most {limits.RULES_PER_PGROUP} rules",
         )
         with self.state.change() as change:
-            record = {"id": ids.new_id(ids.RULE, self.state.taken_ids()), "pgroup_id": pgroup_id, **rule,
-                      "seq": self.state.take_seq(change)}
+            record = {
+                "id": ids.new_id(ids.RULE, self.state.taken_ids()),
+                "pgroup_id": pgroup_id,
+                **rule,
+                "seq": self.state.take_seq(change),
+            }
             change.save(RULE, record)
         return record
 
@@ -144,7 +163,8 @@ class Groups:
         """A group this account may change: the default group is read-only."""
         record = self.state.pgroup(region, pgroup_id)
         require(
-            pgroup_id != ids.DEFAULT_PGROUP_ID, "UnsupportedOperation",
+            pgroup_id != ids.DEFAULT_PGROUP_ID,
+            "UnsupportedOperation",
             f"the default permission group {ids.DEFAULT_PGROUP_ID} cannot be changed",
         )
         return record
@@ -153,7 +173,9 @@ class Groups:
         if not name:
             raise ApiError("InvalidParameterValue.MissingPgroupName", "Name must not be empty")
         limits.check_name(
-            name, "Name", "InvalidParameterValue.PgroupNameLimitExceeded",
+            name,
+            "Name",
+            "InvalidParameterValue.PgroupNameLimitExceeded",
             "InvalidParameterValue.InvalidPgroupName",
         )
         for group in self.state.in_region(PGROUP, region):
@@ -168,7 +190,8 @@ class Groups:
         if record is None:
             raise not_found("ResourceNotFound.RuleNotFound", "rule", rule_id)
         require(
-            record["pgroup_id"] == pgroup_id, "InvalidParameterValue.RuleNotMatchPgroup",
+            record["pgroup_id"] == pgroup_id,
+            "InvalidParameterValue.RuleNotMatchPgroup",
             f"rule {rule_id} belongs to another permission group, not {pgroup_id}",
         )
         return record
@@ -184,10 +207,15 @@ class Groups:
         return {
             "client": client,
             "access": limits.check_choice(
-                fields.access or "", "RWPermission", limits.ACCESS, "InvalidParameterValue.InvalidRwPermission"
+                fields.access or "",
+                "RWPermission",
+                limits.ACCESS,
+                "InvalidParameterValue.InvalidRwPermission",
             ),
             "squash": limits.check_choice(
-                fields.squash or "", "UserPermission", limits.SQUASH,
+                fields.squash or "",
+                "UserPermission",
+                limits.SQUASH,
                 "InvalidParameterValue.InvalidUserPermission",
             ),
             "priority": limits.check_priority(fields.priority if fields.priority is not None else 0),

@@ -42,7 +42,9 @@ def check_name(value: str, field: str, too_long: str, invalid: str) -> str:
         raise ApiError(too_long, f"{field} is longer than {NAME_MAX_BYTES} bytes")
     if not NAME_PATTERN.fullmatch(value):
         raise invalid_value(
-            invalid, field, value,
+            invalid,
+            field,
+            value,
             "1-64 characters: Chinese characters, letters, digits, underscore or hyphen",
         )
     return value
@@ -63,17 +65,23 @@ def check_tags(tags) -> None:
             raise ApiError("InvalidParameter.InvalidTagKey", f"{field}.TagKey must not be empty")
         if len(key) > TAG_KEY_MAX_CHARS or not TAG_TEXT.fullmatch(key):
             raise invalid_value(
-                "InvalidParameter.InvalidTagKey", f"{field}.TagKey", key,
+                "InvalidParameter.InvalidTagKey",
+                f"{field}.TagKey",
+                key,
                 f"1-{TAG_KEY_MAX_CHARS} characters: digits, letters and +=.@-",
             )
         if key.lower().startswith(RESERVED_TAG_KEY_PREFIXES):
             raise invalid_value(
-                "InvalidParameter.InvalidTagKey", f"{field}.TagKey", key,
+                "InvalidParameter.InvalidTagKey",
+                f"{field}.TagKey",
+                key,
                 "keys starting with " + ", ".join(RESERVED_TAG_KEY_PREFIXES) + " are reserved",
             )
         if value and (len(value) > TAG_VALUE_MAX_CHARS or not TAG_TEXT.fullmatch(value)):
             raise invalid_value(
-                "InvalidParameterValue", f"{field}.TagValue", value,
+                "InvalidParameterValue",
+                f"{field}.TagValue",
+                value,
                 f"empty or 1-{TAG_VALUE_MAX_CHARS} characters: digits, letters and +=.@-",
             )
 
@@ -106,7 +114,9 @@ def check_client(value: str) -> str:
             ipaddress.IPv4Address(value)
     except ValueError:
         raise invalid_value(
-            "InvalidParameterValue.InvalidAuthClientIp", "AuthClientIp", value,
+            "InvalidParameterValue.InvalidAuthClientIp",
+            "AuthClientIp",
+            value,
             "'*', one IPv4 address (10.1.10.11) or one network (10.10.1.0/24)",
         ) from None
     return value
@@ -126,7 +136,9 @@ def check_schedule(value: str, field: str, allowed: range) -> str:
     items = value.split(",")
     if not all(item.isdigit() and int(item) in allowed for item in items) or len(set(items)) != len(items):
         raise invalid_value(
-            "InvalidParameterValue", field, value,
+            "InvalidParameterValue",
+            field,
+            value,
             f"comma-separated distinct numbers {allowed.start}-{allowed.stop - 1}",
         )
     return ",".join(str(n) for n in sorted(int(item) for item in items))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cfs_reference import ids
@@ -20,21 +20,36 @@ class Policies:
             limits.check_name(name, "PolicyName", "InvalidParameterValue", "InvalidParameterValue")
         schedule = self._schedule(day_of_week, hour)
         require(
-            len(self.state.in_region(POLICY, region)) < limits.POLICIES_PER_ACCOUNT, "LimitExceeded",
+            len(self.state.in_region(POLICY, region)) < limits.POLICIES_PER_ACCOUNT,
+            "LimitExceeded",
             f"at most {limits.POLICIES_PER_ACCOUNT} automatic snapshot policies",
         )
         with self.state.change() as change:
-            record = {
-                "id": ids.new_id(ids.POLICY, self.state.taken_ids()), "region": region, "name": name,
-                **schedule, "alive_days": alive_days, "active": 1, "created_at": self.state.now(),
-                "fs_ids": [], "seq": self.state.take_seq(change),
+            record: dict[str, Any] = {
+                "id": ids.new_id(ids.POLICY, self.state.taken_ids()),
+                "region": region,
+                "name": name,
+                **schedule,
+                "alive_days": alive_days,
+                "active": 1,
+                "created_at": self.state.now(),
+                "fs_ids": [],
+                "seq": self.state.take_seq(change),
             }
             record["next_run_at"] = next_run(record, record["created_at"])
             change.save(POLICY, record)
         return record
 
-    def update(self, region: str, policy_id: str, name: str | None, day_of_week: str | None,
-               hour: str | None, alive_days: int | None, active: int | None) -> dict[str, Any]:
+    def update(
+        self,
+        region: str,
+        policy_id: str,
+        name: str | None,
+        day_of_week: str | None,
+        hour: str | None,
+        alive_days: int | None,
+        active: int | None,
+    ) -> dict[str, Any]:
         record = dict(self.state.policy(region, policy_id))
         if name:
             limits.check_name(name, "PolicyName", "InvalidParameterValue", "InvalidParameterValue")
@@ -63,7 +78,8 @@ class Policies:
             self.state.file_system(region, fs_id)
         bound = list(dict.fromkeys(record["fs_ids"] + file_system_ids))
         require(
-            len(bound) <= limits.FILE_SYSTEMS_PER_POLICY, "LimitExceeded",
+            len(bound) <= limits.FILE_SYSTEMS_PER_POLICY,
+            "LimitExceeded",
             f"a policy binds at most {limits.FILE_SYSTEMS_PER_POLICY} file systems",
         )
         with self.state.change() as change:
@@ -82,7 +98,8 @@ class Policies:
         record = dict(self.state.policy(region, policy_id))
         for fs_id in file_system_ids:
             require(
-                fs_id in record["fs_ids"], "ResourceNotFound",
+                fs_id in record["fs_ids"],
+                "ResourceNotFound",
                 f"file system {fs_id} is not bound to policy {policy_id}",
             )
         with self.state.change() as change:
@@ -112,7 +129,7 @@ def next_run(policy: dict[str, Any], now: float) -> float:
     """The next time (epoch seconds, UTC) the schedule fires after `now`."""
     days = {int(d) for d in policy["day_of_week"].split(",")}
     hours = sorted(int(h) for h in policy["hour"].split(","))
-    start = datetime.fromtimestamp(now, tz=timezone.utc).replace(minute=0, second=0, microsecond=0)
+    start = datetime.fromtimestamp(now, tz=UTC).replace(minute=0, second=0, microsecond=0)
     for day_offset in range(8):
         day = start + timedelta(days=day_offset)
         if day.isoweekday() not in days:

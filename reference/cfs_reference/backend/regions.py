@@ -42,24 +42,27 @@ class Regions:
     def resolve(self, region: str, name: str | None, zone_id: int | None) -> Zone:
         """The zone named by `Zone` and/or `ZoneId` (both given: they must agree)."""
         if name is None and zone_id is None:
-            raise ApiError(
-                "InvalidParameterValue.MissingZoneOrZoneId", "one of Zone or ZoneId is required"
-            )
+            raise ApiError("InvalidParameterValue.MissingZoneOrZoneId", "one of Zone or ZoneId is required")
         zones = self.zones_of(region)
         allowed = ", ".join(f"{z.name} ({z.zone_id})" for z in zones)
         matches = [
-            zone for zone in zones
+            zone
+            for zone in zones
             if (name is None or zone.name == name) and (zone_id is None or zone.zone_id == zone_id)
         ]
         if not matches:
             given = name if name is not None else zone_id
             if name is not None and zone_id is not None and any(z.name == name for z in zones):
                 raise invalid_value(
-                    "InvalidParameterValue.ZoneIdRegionNotMatch", "ZoneId", zone_id,
+                    "InvalidParameterValue.ZoneIdRegionNotMatch",
+                    "ZoneId",
+                    zone_id,
                     f"Zone {name} has a different ZoneId; zones of {region}: {allowed}",
                 )
             raise invalid_value(
-                "InvalidParameterValue.InvalidZoneOrZoneId", "Zone/ZoneId", given,
+                "InvalidParameterValue.InvalidZoneOrZoneId",
+                "Zone/ZoneId",
+                given,
                 f"zones of {region}: {allowed}",
             )
         return matches[0]
@@ -69,6 +72,8 @@ class Regions:
             if zone.zone_id == zone_id:
                 return zone
         raise invalid_value(
-            "InvalidParameterValue.InvalidZoneId", "ZoneId", zone_id,
+            "InvalidParameterValue.InvalidZoneId",
+            "ZoneId",
+            zone_id,
             "known zone ids: " + ", ".join(str(z.zone_id) for z in self.zones),
         )

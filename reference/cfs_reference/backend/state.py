@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ SNAPSHOT_ID = re.compile(r"cfssnap-[a-z0-9]+")
 
 def timestamp_text(epoch: float) -> str:
     """Times as the API shows them, e.g. 2019-07-10 10:21:22 (UTC)."""
-    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 @dataclass
@@ -94,7 +94,9 @@ class State:
             raise ApiError("InvalidParameterValue.MissingFileSystemId", "FileSystemId must not be empty")
         if not FILE_SYSTEM_ID.fullmatch(file_system_id):
             raise invalid_value(
-                "InvalidParameterValue.InvalidFileSystemId", "FileSystemId", file_system_id,
+                "InvalidParameterValue.InvalidFileSystemId",
+                "FileSystemId",
+                file_system_id,
                 "a file system id looks like cfs-1a2b3c4d",
             )
 
@@ -108,7 +110,9 @@ class State:
     def pgroup(self, region: str, pgroup_id: str) -> dict[str, Any]:
         if not PGROUP_ID.fullmatch(pgroup_id):
             raise invalid_value(
-                "InvalidParameterValue.InvalidPgroupId", "PGroupId", pgroup_id,
+                "InvalidParameterValue.InvalidPgroupId",
+                "PGroupId",
+                pgroup_id,
                 f"a permission group id looks like pgroup-1a2b3c4d or is {ids.DEFAULT_PGROUP_ID}",
             )
         record = self.tables[PGROUP].get(pgroup_id)

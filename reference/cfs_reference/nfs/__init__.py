@@ -71,13 +71,14 @@ def make_data_plane(
     if mode == "off":
         return NullDataPlane()
     binary = shutil.which(GANESHA_BINARY)
+    reason: str | None
     if binary is None:
         reason = f"{GANESHA_BINARY} is not installed (Debian packages nfs-ganesha nfs-ganesha-vfs)"
     elif in_cluster is None:
         reason = exact_bind_problem()
     else:
         reason = None  # a port per file system on every address: nothing to bind exactly
-    if reason is None:
+    if reason is None and binary is not None:
         if in_cluster is not None:
             return kubernetes_data_plane(Path(state_dir) / "nfs", binary, in_cluster)
         return GaneshaDataPlane(Path(state_dir) / "nfs", binary=binary, nfsv3=nfsv3)

@@ -131,10 +131,10 @@ class GaneshaServer:
     def start(self, exports_text: str) -> None:
         """Start serving; returns once ganesha accepts requests or raises DataPlaneError."""
         try:
-            self._spawn(exports_text)
+            self._process = process = self._spawn(exports_text)
         except OSError as error:  # e.g. the binary is gone or the state dir unwritable
             raise DataPlaneError(f"ganesha for {self.ip_address} could not start: {error}") from None
-        log.info("ganesha pid %d serving %s on %s", self._process.pid, self.ip_address, self.listener)
+        log.info("ganesha pid %d serving %s on %s", process.pid, self.ip_address, self.listener)
         try:
             new_text = self._wait_for_log(0, STARTED_MARK, "start")
             self._raise_on_config_errors(new_text, "start")
@@ -142,15 +142,13 @@ class GaneshaServer:
             self.stop()
             raise
 
-    def _spawn(self, exports_text: str) -> None:
+    def _spawn(self, exports_text: str) -> subprocess.Popen[bytes]:
         """Write the config files and launch ganesha (OSError when either fails)."""
         self.paths.root.mkdir(parents=True, exist_ok=True)
         self.paths.recovery_dir.mkdir(exist_ok=True)
         self.paths.log_file.unlink(missing_ok=True)
         write_atomically(self.paths.exports_config, exports_text)
-        write_atomically(
-            self.paths.server_config, render_server(self.paths, self.listener, self._nfsv3)
-        )
+        write_atomically(self.paths.server_config, render_server(self.paths, self.listener, self._nfsv3))
         argv = [
             self._binary,
             "-F",  # foreground: it stays our child, so stop() can wait for it
@@ -159,7 +157,7 @@ class GaneshaServer:
             "-p", str(self.paths.pid_file),
         ]  # fmt: skip
         with open(self.paths.log_file, "ab") as early_output:
-            self._process = subprocess.Popen(
+            return subprocess.Popen(
                 argv,
                 stdin=subprocess.DEVNULL,
                 stdout=early_output,
@@ -210,9 +208,7 @@ class GaneshaServer:
             if mark in text:
                 return text
             if not self.running():
-                raise DataPlaneError(
-                    f"ganesha for {self.ip_address} exited during {step}: {log_tail(text)}"
-                )
+                raise DataPlaneError(f"ganesha for {self.ip_address} exited during {step}: {log_tail(text)}")
             if time.monotonic() > deadline:
                 raise DataPlaneError(
                     f"ganesha for {self.ip_address} did not finish {step} within "

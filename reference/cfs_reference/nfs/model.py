@@ -107,8 +107,7 @@ def validate_rule(rule: ExportRule, where: str) -> None:
             network = None
         if network is None or network.version != 4:
             raise ValueError(
-                f"{where}: rule client must be '*', an IPv4 address or an IPv4 CIDR, "
-                f"not {rule.client!r}"
+                f"{where}: rule client must be '*', an IPv4 address or an IPv4 CIDR, not {rule.client!r}"
             )
     if rule.access not in ACCESS_MODES:
         raise ValueError(

@@ -79,9 +79,7 @@ class GaneshaDataPlane:
                     shutil.rmtree(instance_dir, ignore_errors=True)
             if self._watchdog is None:
                 self._stopping.clear()
-                self._watchdog = threading.Thread(
-                    target=self._watch, name="ganesha-watchdog", daemon=True
-                )
+                self._watchdog = threading.Thread(target=self._watch, name="ganesha-watchdog", daemon=True)
                 self._watchdog.start()
 
     def reserve_mount_target(self, file_system_id: str, ip_address: str) -> None:
