@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-COMPONENT_FOLDERS = ("chart", "cloud", "controller", "driver", "e2e", "node", "operator", "reference")
+COMPONENT_FOLDERS = ("chart", "cloud", "controller", "driver", "e2e", "node", "operator", "reference", "vm")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

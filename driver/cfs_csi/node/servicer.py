@@ -516,7 +516,9 @@ def _refused_mount(volume: NfsVolume, err: CommandFailed) -> Exception:
             f"{volume.export_path} does not exist on NFS server {volume.server}; "
             f"check the volume's path (and fsid for NFSv3): {err}",
         )
-    if "access denied" in err.stderr:
+    # mount.nfs says "access denied by server" for NFSv3 (MOUNT refused); for NFSv4 the kernel's
+    # client reports the server's refusal of an unlisted client as EPERM.
+    if "access denied" in err.stderr or os.strerror(errno.EPERM) in err.stderr:
         return RpcError(
             grpc.StatusCode.PERMISSION_DENIED,
             f"NFS server {volume.server} refused {volume.source}: the file "

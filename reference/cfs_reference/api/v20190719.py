@@ -113,12 +113,19 @@ def describe_mount_targets(backend: Backend, region: str, p: Params) -> Params:
 def describe_cfs_file_system_clients(backend: Backend, region: str, p: Params) -> Params:
     # InvalidFsStatus is not among this action's codes: a file system still creating has no
     # mount target yet (ResourceNotFound.MountTargetNotFound).
-    backend.file_systems.mount_targets(
+    targets = backend.file_systems.mount_targets(
         region, p["FileSystemId"], while_creating="ResourceNotFound.MountTargetNotFound"
     )
-    # Client lists come from the vendor's monitoring agent ("需要客户端安装CFS监控插件"),
-    # which nothing here runs: there are no reporting clients.
-    return {"ClientList": []}
+    # The vendor learns clients from a monitoring agent on each of them ("需要客户端安装CFS监控
+    # 插件"); here they are the connections ganesha holds. No agent runs, so the clients' own
+    # mount paths and NFS versions are unknown: MonitorStatus 2 ("未安装监控").
+    return {
+        "ClientList": [
+            views.file_system_client(fs, client_ip)
+            for fs in targets
+            for client_ip in backend.exports.data_plane.clients(fs["ip"])
+        ]
+    }
 
 
 def update_cfs_file_system_name(backend: Backend, region: str, p: Params) -> Params:

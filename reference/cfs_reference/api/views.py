@@ -16,6 +16,9 @@ from cfs_reference.errors import invalid_value
 APP_ID = 1250000000  # the one account this service serves
 UNNAMED = MappingProxyType({"zh": "未命名", "en": "Unnamed"})
 MIB = 1024 * 1024
+# FileSystemClient: LinkStatus 1 "已链接"; MonitorStatus 2 "未安装监控".
+LINK_CONNECTED = 1
+MONITOR_NOT_INSTALLED = 2
 
 
 def language(international_flag: int | None) -> str:
@@ -82,6 +85,22 @@ def mount_info(backend: Backend, fs: dict[str, Any]) -> dict[str, Any]:
         "SubnetId": fs["subnet_id"],
         "SubnetName": fs["subnet_id"],
         "PGroupName": pgroup_name(group, "zh"),
+    }
+
+
+def file_system_client(fs: dict[str, Any], client_ip: str) -> dict[str, Any]:
+    """FileSystemClient of a connected client (cfs_reference.nfs.clients)."""
+    return {
+        "CfsVip": fs["ip"],
+        "ClientIp": client_ip,
+        "VpcId": fs["vpc_id"],
+        "Zone": fs["zone"],
+        "ZoneName": fs["zone"],
+        "MountDirectory": "",
+        "ZoneId": fs["zone_id"],
+        "LinkStatus": LINK_CONNECTED,
+        "MonitorStatus": MONITOR_NOT_INSTALLED,
+        "Protocol": "",
     }
 
 

@@ -63,6 +63,9 @@ class DataPlane(Protocol):
     def stop(self) -> None:
         """Stop serving everything."""
 
+    def clients(self, ip_address: str) -> list[str]:
+        """The client IPs connected to the server of this mount-target IP now."""
+
 
 class NullDataPlane:
     """Serves nothing: the data plane when NFS is off or ganesha is not installed."""
@@ -78,6 +81,9 @@ class NullDataPlane:
 
     def stop(self) -> None:
         pass
+
+    def clients(self, ip_address: str) -> list[str]:
+        return []
 
 
 def validate_spec(spec: ExportSpec) -> None:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from cfs_reference.nfs.clients import connected_clients
 from cfs_reference.nfs.ganesha_config import InstancePaths, Listener, mount_ip_listener, render_exports
 from cfs_reference.nfs.ganesha_server import GaneshaServer, reap_orphan
 from cfs_reference.nfs.model import DataPlaneError, ExportSpec, validate_spec
@@ -117,6 +118,12 @@ class GaneshaDataPlane:
         with self._lock:
             served = self._served.get(ip_address)
             return served.server.pid if served else None
+
+    def clients(self, ip_address: str) -> list[str]:
+        with self._lock:
+            served = self._served.get(ip_address)
+            listener = served.server.listener if served else None
+        return connected_clients(listener) if listener else []
 
     def _watch(self) -> None:
         while not self._stopping.wait(self._watch_interval):
