@@ -159,6 +159,10 @@ class KubernetesDataPlane:
     def stop(self) -> None:
         self._ganesha.stop()
 
+    def clients(self, ip_address: str) -> list[str]:
+        """Connections reach the pod port through the Service: ganesha sees the nodes' IPs."""
+        return self._ganesha.clients(ip_address)
+
 
 def kubernetes_data_plane(state_dir: Path, binary: str, settings: InClusterSettings) -> KubernetesDataPlane:
     """Build the in-cluster data plane from the pod's service account (DataPlaneUnavailable
