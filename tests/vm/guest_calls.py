@@ -7,6 +7,8 @@ the exchange directory:
   protobuf JSON; the outcome is the status code name, the message and the reply as JSON;
 - {"shell": "..."}: a POSIX shell command (observations: /proc/mounts, writes, ownership);
   the outcome is its exit code and output;
+- {"parallel": [steps]}: the steps at once, each in its own thread (one hung call must not
+  hold up another);
 - {"handshake": "name"}: write `name.request` and wait for the host's `name.done` (the host acts
   meanwhile, e.g. lists the file system's clients); '/' in a name is '--' in the file name.
 Every step has a "label" that the host uses to find its outcome.
@@ -18,6 +20,7 @@ import json
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
@@ -76,6 +79,14 @@ def handshake(step: dict, exchange: Path) -> dict:
     return {"done": True}
 
 
+def run_step(stubs: dict[str, object], step: dict, exchange: Path) -> dict:
+    if "rpc" in step:
+        return call(stubs, step)
+    if "shell" in step:
+        return shell(step)
+    return handshake(step, exchange)
+
+
 def wait_for_plugin(stubs: dict[str, object], plugin: subprocess.Popen) -> None:
     deadline = time.monotonic() + STARTUP_TIMEOUT
     while True:
@@ -102,13 +113,14 @@ def main() -> int:
     try:
         wait_for_plugin(stubs, plugin)
         for step in plan["steps"]:
-            if "rpc" in step:
-                outcome = call(stubs, step)
-            elif "shell" in step:
-                outcome = shell(step)
+            if "parallel" in step:
+                with ThreadPoolExecutor(len(step["parallel"])) as pool:
+                    outcomes = pool.map(
+                        lambda inner: run_step(stubs, inner, plan_file.parent), step["parallel"]
+                    )
+                    results.update(zip((inner["label"] for inner in step["parallel"]), outcomes, strict=True))
             else:
-                outcome = handshake(step, plan_file.parent)
-            results[step["label"]] = outcome
+                results[step["label"]] = run_step(stubs, step, plan_file.parent)
             results_file.write_text(json.dumps(results, indent=1))
     finally:
         plugin.terminate()

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,6 +61,7 @@ GUEST_TEXT = "written through the kernel of the guest\n"
 NOBODY = 65534
 LISTED_CLIENTS = ("fs-v4", "fs-v3")  # volumes whose client list the host reads mid-run
 CLIENT_LIST_TIMEOUT = 30.0  # a client's connection may outlive its unmount for a moment
+MOUNT_TIMEOUT = 10  # the plugin's bound on every mount, umount and statvfs
 
 
 def capability(read_only: bool = False) -> dict[str, Any]:
@@ -82,6 +85,11 @@ class Plan:
 
     def handshake(self, label: str) -> None:
         self.steps.append({"label": label, "handshake": label})
+
+    def parallel(self, label: str, build: Callable[[Plan], None]) -> None:
+        inner = Plan()
+        build(inner)
+        self.steps.append({"label": label, "parallel": inner.steps})
 
     def volume_round_trip(
         self, name: str, volume_id: str, context: dict[str, str], list_clients: bool
@@ -155,6 +163,57 @@ class Plan:
         self.shell(f"{name}/mounts-after", f"cat /proc/mounts; ls -d {rw} {staging} 2>&1; true")
         if list_clients:
             self.handshake(f"{name}/clients-after-unmount")
+
+    def server_failure(
+        self, name: str, volume_id: str, context: dict[str, str], other: tuple[str, dict[str, str]]
+    ) -> None:
+        """The file system's NFS server stops answering while mounted (the host SIGSTOPs its
+        ganesha): stats say abnormal, a stage of another volume meanwhile is not held up,
+        unpublish and unstage still finish; once the server answers again a stage works."""
+        staging, target = staging_of(name), target_of(name, "rw")
+        other_id, other_context = other
+        mount = {"volume_id": volume_id, "volume_context": context, "volume_capability": capability()}
+        self.shell(
+            f"{name}/prepare",
+            f"mkdir -p {staging} {staging}-again $(dirname {target}) {staging_of(name + '-other')}",
+        )
+        self.rpc(f"{name}/stage", "NodeStageVolume", staging_target_path=staging, **mount)
+        self.rpc(
+            f"{name}/publish", "NodePublishVolume", staging_target_path=staging, target_path=target, **mount
+        )
+        self.shell(f"{name}/write", f"echo before > {target}/before.txt && sync")
+        self.handshake(f"{name}/stop-server")
+
+        def meanwhile(plan: Plan) -> None:
+            plan.rpc(f"{name}/stats", "NodeGetVolumeStats", volume_id=volume_id, volume_path=target)
+            plan.rpc(
+                f"{name}/stage-other",
+                "NodeStageVolume",
+                volume_id=other_id,
+                staging_target_path=staging_of(name + "-other"),
+                volume_context=other_context,
+                volume_capability=capability(),
+            )
+
+        self.parallel(f"{name}/meanwhile", meanwhile)
+        self.rpc(f"{name}/unpublish", "NodeUnpublishVolume", volume_id=volume_id, target_path=target)
+        self.rpc(f"{name}/unstage", "NodeUnstageVolume", volume_id=volume_id, staging_target_path=staging)
+        self.shell(f"{name}/mounts-after", "cat /proc/mounts")
+        self.handshake(f"{name}/start-server")
+        self.rpc(f"{name}/stage-again", "NodeStageVolume", staging_target_path=f"{staging}-again", **mount)
+        self.shell(f"{name}/read-again", f"cat {staging}-again/before.txt")
+        self.rpc(
+            f"{name}/unstage-again",
+            "NodeUnstageVolume",
+            volume_id=volume_id,
+            staging_target_path=f"{staging}-again",
+        )
+        self.rpc(
+            f"{name}/unstage-other",
+            "NodeUnstageVolume",
+            volume_id=other_id,
+            staging_target_path=staging_of(name + "-other"),
+        )
 
     def rule_check(self, name: str, volume_id: str, context: dict[str, str]) -> None:
         """Stage read-write whatever the rules say (as a hand-written static PV could), write as
@@ -285,9 +344,21 @@ def build_world(guest: Guest, ref, controller, work: Path) -> World:
         "vm-node",
         "--zone",
         ZONE,
+        "--mount-timeout",
+        str(MOUNT_TIMEOUT),
     ]
     if not Path(plugin[0]).exists():
         plugin = [sys.executable, "-m", "cfs_csi", *plugin[1:]]
+    failing = controller.create("failing", {})
+    failing_context = dict(failing.volume_context)
+    plan.server_failure(
+        "failing", failing.volume_id, failing_context, (volumes["fs-v4"][0], volumes["fs-v4"][1])
+    )
+    ganesha_pid_file = ref.state_dir / "nfs" / failing_context["server"] / "ganesha.pid"
+
+    def signal_ganesha(signal_number: int) -> None:
+        os.kill(int(ganesha_pid_file.read_text().strip()), signal_number)
+
     api = sdk_client(ref)
     clients_seen: dict[str, list[str]] = {}
 
@@ -301,7 +372,10 @@ def build_world(guest: Guest, ref, controller, work: Path) -> World:
             time.sleep(0.2)
         clients_seen[f"{name}/{label}"] = listed
 
-    handshakes = {}
+    handshakes = {
+        "failing--stop-server": functools.partial(signal_ganesha, signal.SIGSTOP),
+        "failing--start-server": functools.partial(signal_ganesha, signal.SIGCONT),
+    }
     for name in LISTED_CLIENTS:
         for label, until_gone in (("clients-while-mounted", False), ("clients-after-unmount", True)):
             handshakes[f"{name}--{label}"] = functools.partial(record_clients, name, label, until_gone)
@@ -454,3 +528,21 @@ def test_the_guest_is_a_listed_client_while_mounted(world, name):
         (context["server"], "127.0.0.1", 1)
     ]
     assert world.clients[f"{name}/clients-after-unmount"] == []
+
+
+def test_a_server_that_stops_answering_is_reported_and_cleaned_up_without_blocking_others(world):
+    stats = ok(world, "failing/stats")
+    assert stats["reply"]["volume_condition"]["abnormal"] is True, stats
+    assert "does not answer" in stats["reply"]["volume_condition"]["message"]
+    assert stats["seconds"] < MOUNT_TIMEOUT + 5  # bounded by the plugin's timeout
+    other = ok(world, "failing/stage-other")
+    assert other["seconds"] < MOUNT_TIMEOUT / 2  # staged while the stats call was hanging
+    ok(world, "failing/unpublish")
+    ok(world, "failing/unstage")
+    after = outcome(world, "failing/mounts-after")["stdout"]
+    assert mount_line(after, staging_of("failing")) is None
+    assert mount_line(after, target_of("failing", "rw")) is None
+    ok(world, "failing/stage-again")
+    assert outcome(world, "failing/read-again")["stdout"] == "before\n"
+    ok(world, "failing/unstage-again")
+    ok(world, "failing/unstage-other")
