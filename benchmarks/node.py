@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.integration.test_node_harness import running_node
+from tests.node.test_node_harness import running_node
 
 SERVER = "127.0.0.1"
 TARGETS_MS = {"NodePublishVolume p50": 10.0, "NodeUnpublishVolume p50": 10.0, "NodeGetVolumeStats p50": 2.0}

@@ -13,34 +13,27 @@ on what the guest observed and on the reference's data directories.
 from __future__ import annotations
 
 import functools
-import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from cfs_csi.controller.subdir import LocalShareAccess
 from cfs_csi.csipb import csi_pb2
 from tests.support.csi import (
     MOUNT_CAPABILITY,
     READ_ONLY_CAPABILITY,
-    ZONE,
-    serving_controller,
     wait_ready,
 )
-from tests.support.netns import private_network
-from tests.support.reference import call, running_reference, sdk_client
+from tests.support.reference import call, sdk_client
 from tests.support.vm import Guest, missing
+from tests.support.vm_node import Plan, nfs_host, run_plan
 
-REPO = Path(__file__).resolve().parents[2]
 GANESHA = shutil.which("ganesha.nfsd")
 VM_MISSING = missing()
 pytestmark = [
@@ -69,27 +62,8 @@ def capability(read_only: bool = False) -> dict[str, Any]:
     return {"mount": {}, "access_mode": {"mode": mode}}
 
 
-@dataclass
-class Plan:
-    """The guest's steps, labelled; `volumes` says what each staged volume is on the host."""
-
-    steps: list[dict[str, Any]] = field(default_factory=list)
-
-    def rpc(self, label: str, method: str, **request: Any) -> None:
-        timeout = request.pop("timeout", None)
-        step = {"label": label, "rpc": method, "request": request}
-        self.steps.append(step if timeout is None else {**step, "timeout": timeout})
-
-    def shell(self, label: str, command: str) -> None:
-        self.steps.append({"label": label, "shell": command})
-
-    def handshake(self, label: str) -> None:
-        self.steps.append({"label": label, "handshake": label})
-
-    def parallel(self, label: str, build: Callable[[Plan], None]) -> None:
-        inner = Plan()
-        build(inner)
-        self.steps.append({"label": label, "parallel": inner.steps})
+class ScenarioPlan(Plan):
+    """The steps of this module's scenarios."""
 
     def volume_round_trip(
         self, name: str, volume_id: str, context: dict[str, str], list_clients: bool
@@ -254,23 +228,11 @@ def data_dir(reference, file_system_id: str) -> Path:
 def world(tmp_path_factory) -> Iterator[World]:
     work = tmp_path_factory.mktemp("vm")
     guest = Guest(work / "guest")
-    with private_network([]):
-        rpcbind = subprocess.Popen(["rpcbind", "-f"], stderr=subprocess.DEVNULL)
-        try:
-            time.sleep(0.5)  # rpcbind listens before ganesha registers (ganesha starts per file system)
-            with (
-                running_reference(
-                    work / "reference", create_delay=0.05, nfs="on", extra_args=["--nfs-v3"]
-                ) as ref,
-                serving_controller(work, ref, share_access=LocalShareAccess(ref.state_dir / "data")) as ctl,
-            ):
-                yield build_world(guest, ref, ctl, work)
-        finally:
-            rpcbind.terminate()
-            rpcbind.wait()
+    with nfs_host(work) as (ref, controller):
+        yield build_world(guest, ref, controller)
 
 
-def build_world(guest: Guest, ref, controller, work: Path) -> World:
+def build_world(guest: Guest, ref, controller) -> World:
     volumes: dict[str, tuple[str, dict[str, str], Path]] = {}
 
     def provision(name: str, parameters: dict[str, str], **fields: Any) -> None:
@@ -313,7 +275,7 @@ def build_world(guest: Guest, ref, controller, work: Path) -> World:
         data_dir(ref, restored.volume_id.split(":")[1]),
     )
 
-    plan = Plan()
+    plan = ScenarioPlan()
     plan.rpc("probe", "Probe")
     for name, (volume_id, context, _) in volumes.items():
         plan.volume_round_trip(name, volume_id, context, list_clients=name in LISTED_CLIENTS)
@@ -336,19 +298,6 @@ def build_world(guest: Guest, ref, controller, work: Path) -> World:
         )
         volumes[name][2].chmod(0o777)  # a squashed root may then create files, owned by nobody
         plan.rule_check(name, volume.volume_id, dict(volume.volume_context))
-    plugin = [
-        str(REPO / ".venv" / "bin" / "cfs-csi-driver"),
-        "--mode",
-        "node",
-        "--node-id",
-        "vm-node",
-        "--zone",
-        ZONE,
-        "--mount-timeout",
-        str(MOUNT_TIMEOUT),
-    ]
-    if not Path(plugin[0]).exists():
-        plugin = [sys.executable, "-m", "cfs_csi", *plugin[1:]]
     failing = controller.create("failing", {})
     failing_context = dict(failing.volume_context)
     plan.server_failure(
@@ -379,22 +328,8 @@ def build_world(guest: Guest, ref, controller, work: Path) -> World:
     for name in LISTED_CLIENTS:
         for label, until_gone in (("clients-while-mounted", False), ("clients-after-unmount", True)):
             handshakes[f"{name}--{label}"] = functools.partial(record_clients, name, label, until_gone)
-    run = guest.run(
-        f"exec {sys.executable} {REPO / 'tests' / 'vm' / 'guest_calls.py'} plan.json results.json\n",
-        files={"plan.json": json.dumps({"plugin": plugin, "steps": plan.steps})},
-        handshakes=handshakes,
-    )
-    results_file = run.exchange / "results.json"
-    assert results_file.exists(), f"the guest wrote no results:\n{run.log}\n{run.console[-3000:]}"
-    plugin_log = run.exchange / "plugin.log"
-    return World(
-        clients_seen,
-        ref,
-        volumes,
-        json.loads(results_file.read_text()),
-        run.log,
-        plugin_log.read_text() if plugin_log.exists() else "",
-    )
+    run = run_plan(guest, plan, handshakes, "--mount-timeout", str(MOUNT_TIMEOUT))
+    return World(clients_seen, ref, volumes, run.results, run.log, run.plugin_log)
 
 
 def mount_line(mounts: str, path: str) -> list[str] | None:
