@@ -1,7 +1,7 @@
 """NodeStageVolume on a real kernel against a raw `mount -t nfs` with the same options.
 
 Run as root from the repository root: `.venv/bin/python -m benchmarks.node_vm [--rounds 20]`.
-One QEMU guest (tests/support/vm.py, software emulation) runs the real node plugin; the host
+One QEMU guest (cfs_demo/guest.py, software emulation) runs the real node plugin; the host
 side is the reference service with real nfs-ganesha in a private network namespace. In the
 guest, alternately: NodeStageVolume + NodeUnstageVolume through gRPC, and the same `mount -t
 nfs -o <vendor options>` + `umount` from a shell. Prints p50 of each, their ratio (goal <= 1.1),
@@ -16,7 +16,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from tests.support.vm import Guest, missing
+from cfs_demo.guest import Guest, missing
 from tests.support.vm_node import Plan, nfs_host, run_plan
 
 KUBELET = "/var/lib/kubelet"

@@ -34,6 +34,8 @@ from cfs_csi.contract import NFS_PORT
 from cfs_csi.csipb import csi_pb2, csi_pb2_grpc
 from cfs_csi.node import nfs_mount_command, nfs_unreachable, nfs_volume
 from cfs_csi.status import RpcError
+from cfs_demo.guest import missing as guest_missing
+from cfs_demo.guest_node import GuestNode
 
 REGION = "ap-shanghai-fsi"
 ZONE = "ap-shanghai-fsi-1"
@@ -42,6 +44,8 @@ FILE_NAME = "hello-cfs.txt"
 FILE_TEXT = "hello from the cfs-csi demo\n"
 RPC_TIMEOUT = 180.0
 START_TIMEOUT = 30.0
+GUEST_START_TIMEOUT = 300.0  # a boot under software emulation, then Python in the guest
+NODE_AUTO, NODE_ON_HOST, NODE_IN_VM = "auto", "host", "vm"
 STOP_TIMEOUT = 15.0
 SNAPSHOT_READY_TIMEOUT = 120.0
 LIBNFS_TOOLS = ("nfs-cp", "nfs-cat")
@@ -133,19 +137,40 @@ class Processes:
                 process.wait()
 
 
-def wait_for(predicate, what: str, process: subprocess.Popen) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
+def channel_ready(channel: grpc.Channel) -> bool:
+    try:
+        grpc.channel_ready_future(channel).result(timeout=0.2)
+        return True
+    except grpc.FutureTimeoutError:
+        return False
+
+
+def node_kernel_for(choice: str) -> str:
+    """Where the node plugin runs: this machine when its kernel mounts NFS, else a VM guest
+    where QEMU and a kernel are installed, else this machine (NodeStage then fails honestly)."""
+    if choice != NODE_AUTO:
+        return choice
+    if kernel_has_nfs_client() or guest_missing() is not None:
+        return NODE_ON_HOST
+    return NODE_IN_VM
+
+
+def wait_for(predicate, what: str, process: subprocess.Popen, timeout: float = START_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
     while not predicate():
         if process.poll() is not None:
             raise StepFailed(f"{what} exited with {process.returncode}")
         if time.monotonic() > deadline:
-            raise StepFailed(f"{what} did not start within {START_TIMEOUT:g}s")
+            raise StepFailed(f"{what} did not start within {timeout:g}s")
         time.sleep(0.05)
 
 
 class Demo:
-    def __init__(self, workdir: Path, stack: ExitStack, create_delay: float):
+    def __init__(self, workdir: Path, stack: ExitStack, create_delay: float, node_kernel: str):
         self.workdir = workdir
+        self.node_kernel = node_kernel
+        self.guest_node: GuestNode | None = None
+        self.node_process: subprocess.Popen[bytes] | None = None
         self.stack = stack
         self.create_delay = create_delay
         self.processes = Processes(stack, workdir)
@@ -215,14 +240,7 @@ class Demo:
         channel = grpc.insecure_channel(f"unix://{sock}")
         self.stack.callback(channel.close)
 
-        def ready() -> bool:
-            try:
-                grpc.channel_ready_future(channel).result(timeout=0.2)
-                return True
-            except grpc.FutureTimeoutError:
-                return False
-
-        wait_for(ready, f"cfs-csi-driver --mode {mode}", process)
+        wait_for(lambda: channel_ready(channel), f"cfs-csi-driver --mode {mode}", process)
         return channel, process
 
     # --- the walk -----------------------------------------------------------------------------
@@ -252,16 +270,26 @@ class Demo:
             "ok",
             f"cfs-csi-driver --mode controller on {self.workdir / 'controller.sock'}",
         )
-        # The node needs no cloud credentials; `unshare` execs it, so the pid is the plugin's.
-        channel, node_process = self.start_driver(
-            "node",
-            self.base_env,
-            "--node-id",
-            "demo-node",
-            "--mount-timeout",
-            "30",
-            prefix=("unshare", "-m", "--propagation", "private"),
-        )
+        node_flags = ("--node-id", "demo-node", "--zone", ZONE, "--mount-timeout", "30")
+        if self.node_kernel == NODE_IN_VM:
+            # The node plugin in a guest whose kernel mounts NFS; its paths are the guest's.
+            self.guest_node = GuestNode(self.workdir / "guest", *node_flags)
+            self.stack.callback(self.guest_node.stop)
+            channel = grpc.insecure_channel(self.guest_node.address)
+            self.stack.callback(channel.close)
+            qemu = self.guest_node.running.process
+            wait_for(lambda: channel_ready(channel), "the node plugin in the VM", qemu, GUEST_START_TIMEOUT)
+            kubelet = Path("/var/lib/kubelet")
+            where = (
+                f"in a QEMU guest: Debian's kernel {self.guest_node.guest.kernel_version}, which mounts NFS"
+            )
+        else:
+            # The node needs no cloud credentials; `unshare` execs it, so the pid is the plugin's.
+            channel, self.node_process = self.start_driver(
+                "node", self.base_env, *node_flags, prefix=("unshare", "-m", "--propagation", "private")
+            )
+            kubelet = self.workdir / "kubelet"
+            where = "in a private mount namespace: nothing it mounts reaches this machine's mount table"
         node = csi_pb2_grpc.NodeStub(channel)
         info = node.NodeGetInfo(csi_pb2.NodeGetInfoRequest(), timeout=RPC_TIMEOUT)
         step(
@@ -269,15 +297,15 @@ class Demo:
             "ok",
             f"cfs-csi-driver --mode node, node id {info.node_id}, topology "
             f"{dict(info.accessible_topology.segments)}",
-            "in a private mount namespace: nothing it mounts reaches this machine's mount table",
+            where,
         )
 
         volume = self.create_volume(controller, "demo-volume")
-        staging = self.workdir / "kubelet/plugins/demo-volume/globalmount"
-        target = self.workdir / "kubelet/pods/demo-pod/volumes/demo-volume/mount"
+        staging = kubelet / "plugins/demo-volume/globalmount"
+        target = kubelet / "pods/demo-pod/volumes/demo-volume/mount"
         staged = self.stage(node, volume, staging)
         published = self.publish(node, volume, staging, target, staged)
-        self.write_and_read(volume, target if published else None, node_process.pid)
+        self.write_and_read(volume, target if published else None)
         self.volume_stats(node, volume, target, published)
 
         snapshot = self.snapshot(controller, volume)
@@ -379,7 +407,10 @@ class Demo:
                 "mount",
             )
             return False
-        self.report.step("NodeStageVolume", "ok", f"mounted at {staging}", f"ran: {command}")
+        kernel = "the guest's" if self.guest_node else "this machine's"
+        self.report.step(
+            "NodeStageVolume", "ok", f"mounted at {staging} by {kernel} kernel", f"ran: {command}"
+        )
         return True
 
     def publish(self, node, volume: csi_pb2.Volume, staging: Path, target: Path, staged: bool) -> bool:
@@ -403,10 +434,18 @@ class Demo:
         self.report.step("NodePublishVolume", "ok", f"bind-mounted at {target}")
         return True
 
-    def write_and_read(self, volume: csi_pb2.Volume, target: Path | None, node_pid: int) -> None:
+    def write_and_read(self, volume: csi_pb2.Volume, target: Path | None) -> None:
         server = volume.volume_context["server"]
-        if target is not None:
-            inside = ["nsenter", "-t", str(node_pid), "-m", "--"]
+        if target is not None and self.guest_node is not None:
+            code, output = self.guest_node.sh(
+                f"cat > {target / FILE_NAME} <<'END'\n{FILE_TEXT}END\ncat {target / FILE_NAME}"
+            )
+            if code != 0:
+                raise StepFailed(f"writing in the guest failed: {output.strip()}")
+            text = output
+            how = f"through the pod's mount {target}, in the guest"
+        elif target is not None and self.node_process is not None:
+            inside = ["nsenter", "-t", str(self.node_process.pid), "-m", "--"]
             subprocess.run(
                 [*inside, "tee", str(target / FILE_NAME)],
                 input=FILE_TEXT,
@@ -532,6 +571,13 @@ def main(argv: list[str] | None = None) -> int:
         default=1.0,
         help="seconds the reference service takes to create a file system",
     )
+    parser.add_argument(
+        "--node-kernel",
+        choices=(NODE_AUTO, NODE_ON_HOST, NODE_IN_VM),
+        default=NODE_AUTO,
+        help="where the node plugin runs: this machine, a QEMU guest with Debian's kernel, or "
+        "auto (this machine if its kernel mounts NFS, else the guest if QEMU is installed)",
+    )
     args = parser.parse_args(argv)
     if not args.create_delay >= 0:
         parser.error(f"--create-delay: {args.create_delay:g} is not a number of seconds >= 0")
@@ -544,7 +590,9 @@ def main(argv: list[str] | None = None) -> int:
             workdir.mkdir(parents=True, exist_ok=True)
         else:
             workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cfs-demo-")))
-        demo = Demo(workdir, stack, args.create_delay)
+        if args.node_kernel == NODE_IN_VM and (reason := guest_missing()):
+            parser.error(f"--node-kernel vm: {reason}")
+        demo = Demo(workdir, stack, args.create_delay, node_kernel_for(args.node_kernel))
         try:
             return demo.run()
         except (StepFailed, grpc.RpcError) as err:

@@ -1,4 +1,4 @@
-"""The node plugin driven in a VM guest (tests/support/vm.py) against a real NFS host side.
+"""The node plugin driven in a VM guest (cfs_demo/guest.py) against a real NFS host side.
 
 - `nfs_host(work)`: this thread's own network namespace with rpcbind, the reference service
   serving real NFSv4 and NFSv3 (nfs-ganesha) at its mount-target addresses, and the real
@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from cfs_csi.controller.subdir import LocalShareAccess
+from cfs_demo.guest import Guest
 from tests.support.csi import ZONE, serving_controller
 from tests.support.netns import private_network
 from tests.support.reference import running_reference
-from tests.support.vm import Guest
 
 REPO = Path(__file__).resolve().parents[2]
 GUEST_PROGRAM = REPO / "tests" / "vm" / "guest_calls.py"

@@ -1,4 +1,4 @@
-"""Runs inside the VM guest (tests/support/vm.py): the real node plugin and a list of steps.
+"""Runs inside the VM guest (cfs_demo/guest.py): the real node plugin and a list of steps.
 
 `python guest_calls.py plan.json results.json`. The plan names the plugin's command line and a
 list of steps; each step's outcome is appended to the results, which the host reads back from

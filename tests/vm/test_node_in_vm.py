@@ -25,13 +25,13 @@ from typing import Any
 import pytest
 
 from cfs_csi.csipb import csi_pb2
+from cfs_demo.guest import Guest, missing
 from tests.support.csi import (
     MOUNT_CAPABILITY,
     READ_ONLY_CAPABILITY,
     wait_ready,
 )
 from tests.support.reference import call, sdk_client
-from tests.support.vm import Guest, missing
 from tests.support.vm_node import Plan, nfs_host, run_plan
 
 GANESHA = shutil.which("ganesha.nfsd")

@@ -155,18 +155,77 @@ class GuestRun:
     exchange: Path
 
 
-class Guest:
-    """Boots a guest per `run()`; the initramfs is built once per Guest."""
+class RunningGuest:
+    """A booted guest: its QEMU process and its exchange directory."""
 
-    def __init__(self, work_dir: Path):
+    def __init__(self, process: subprocess.Popen[bytes], exchange: Path):
+        self.process = process
+        self.exchange = exchange
+
+    def answer(self, handshakes: dict[str, Callable[[], None]]) -> None:
+        """Call the handler of each handshake the guest asked for; refuse unknown ones."""
+        for request in self.exchange.glob("*.request"):
+            name = request.stem
+            if (self.exchange / f"{name}.done").exists():
+                continue
+            if name not in handshakes:
+                raise RuntimeError(f"the guest asked for a handshake nobody answers: {name}")
+            handshakes[name]()
+            (self.exchange / f"{name}.done").write_text("")
+
+    def wait(self, timeout: float, handshakes: dict[str, Callable[[], None]] | None = None) -> GuestRun:
+        """Until the guest powers off (answering handshakes meanwhile); killed after `timeout`."""
+        deadline = time.monotonic() + timeout
+        try:
+            while self.process.poll() is None:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"the guest did not power off within {timeout:g} s")
+                self.answer(handshakes or {})
+                time.sleep(0.1)
+        finally:
+            self.kill()
+        log_file = self.exchange / "guest.log"
+        return GuestRun(
+            console=(self.exchange / "console.log").read_text(errors="replace"),
+            log=log_file.read_text(errors="replace") if log_file.exists() else "",
+            exchange=self.exchange,
+        )
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+
+
+class Guest:
+    """Boots guests from one initramfs (built once per Guest). `forwards` maps host ports on
+    127.0.0.1 to guest ports (QEMU's hostfwd), e.g. to reach a gRPC server in the guest."""
+
+    def __init__(self, work_dir: Path, forwards: dict[int, int] | None = None):
         found = kernel()
         if found is None:
             raise RuntimeError(missing())
         self.kernel_image, self.kernel_version = found
         work_dir.mkdir(parents=True, exist_ok=True)
         self.work_dir = work_dir
+        self.forwards = dict(forwards or {})
         self.initramfs = build_initramfs(self.kernel_version, work_dir / "initramfs.cpio")
-        self._runs = 0
+        self._boots = 0
+
+    def start(self, script: str, files: dict[str, str] | None = None) -> RunningGuest:
+        """Boot and run `script` (POSIX sh, in the chroot of the host's files, cwd = the
+        exchange directory, whose absolute path is the same in the guest); the guest powers
+        off when it ends. A file `NAME.request` the script writes asks the host to act
+        (RunningGuest.answer); `NAME.done` tells it the host has."""
+        self._boots += 1
+        exchange = self.work_dir / f"exchange-{self._boots}"
+        exchange.mkdir()
+        for name, text in (files or {}).items():
+            (exchange / name).write_text(text)
+        (exchange / "run").write_text(script)
+        with open(exchange / "console.log", "wb") as console:
+            process = subprocess.Popen(self.qemu_argv(exchange), stdout=console, stderr=subprocess.STDOUT)
+        return RunningGuest(process, exchange)
 
     def run(
         self,
@@ -175,43 +234,8 @@ class Guest:
         handshakes: dict[str, Callable[[], None]] | None = None,
         timeout: float = BOOT_TIMEOUT_SECONDS,
     ) -> GuestRun:
-        """Boot, run `script` (POSIX sh, in the chroot of the host's files, cwd = the exchange
-        directory, whose absolute path is the same in the guest) and power off. While the guest
-        runs, a file `NAME.request` it writes calls `handshakes[NAME]` here, then `NAME.done`
-        tells the guest the host has acted."""
-        self._runs += 1
-        exchange = self.work_dir / f"exchange-{self._runs}"
-        exchange.mkdir()
-        for name, text in (files or {}).items():
-            (exchange / name).write_text(text)
-        (exchange / "run").write_text(script)
-        pending = dict(handshakes or {})
-        deadline = time.monotonic() + timeout
-        with open(exchange / "console.log", "w") as console:
-            qemu = subprocess.Popen(self.qemu_argv(exchange), stdout=console, stderr=subprocess.STDOUT)
-            try:
-                while qemu.poll() is None:
-                    if time.monotonic() > deadline:
-                        raise TimeoutError(f"the guest did not power off within {timeout:g} s")
-                    for name in [n for n in pending if (exchange / f"{n}.request").exists()]:
-                        pending.pop(name)()
-                        (exchange / f"{name}.done").write_text("")
-                    unknown = {p.stem for p in exchange.glob("*.request")} - set(handshakes or {})
-                    if unknown:
-                        raise RuntimeError(
-                            f"the guest asked for handshakes nobody answers: {sorted(unknown)}"
-                        )
-                    time.sleep(0.1)
-            finally:
-                if qemu.poll() is None:
-                    qemu.kill()
-                qemu.wait()
-        log_file = exchange / "guest.log"
-        return GuestRun(
-            console=(exchange / "console.log").read_text(errors="replace"),
-            log=log_file.read_text(errors="replace") if log_file.exists() else "",
-            exchange=exchange,
-        )
+        """Boot, run `script` to its end, power off (see `start`)."""
+        return self.start(script, files).wait(timeout, handshakes)
 
     def qemu_argv(self, exchange: Path) -> Sequence[str]:
         append = [
@@ -231,7 +255,8 @@ class Guest:
             "-kernel", str(self.kernel_image),
             "-initrd", str(self.initramfs),
             "-append", " ".join(append),
-            "-netdev", "user,id=net0",
+            "-netdev", "user,id=net0" + "".join(
+                f",hostfwd=tcp:127.0.0.1:{host}-:{guest}" for host, guest in self.forwards.items()),
             "-device", "virtio-net-pci,netdev=net0",
             "-virtfs",
             "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap",
