@@ -31,7 +31,7 @@ from cfs_reference.nfs import (
     make_data_plane,
 )
 from cfs_reference.nfs.ganesha_config import ordered_rules
-from tests.support.netns import nfs_url, private_network
+from tests.support.netns import nfs_url, private_network, private_rpcbind
 
 GANESHA = shutil.which("ganesha.nfsd")
 pytestmark = [
@@ -341,21 +341,8 @@ def zombie(pid: int) -> bool:
 
 @pytest.fixture
 def rpcbind(clients):
-    """rpcbind binds 0.0.0.0:111 — harmless here, inside the test's own network namespace."""
-    process = subprocess.Popen(["rpcbind", "-f"], stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", 111), timeout=1).close()
-            break
-        except OSError:
-            assert process.poll() is None and time.monotonic() < deadline, "rpcbind did not start"
-            time.sleep(0.02)
-    try:
+    with private_rpcbind():
         yield
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 @pytest.mark.skipif(shutil.which("rpcbind") is None, reason="needs Debian package rpcbind")

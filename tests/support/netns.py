@@ -16,8 +16,10 @@ from __future__ import annotations
 import ctypes
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -108,3 +110,40 @@ def _configure(client_addresses: Sequence[str], scratch: Path) -> dict[str, NfsC
     _ip("rule", "add", "pref", "1000", "lookup", "local")
     _ip("rule", "del", "pref", "0")
     return clients
+
+
+@contextmanager
+def private_rpcbind(timeout: float = 10.0) -> Iterator[None]:
+    """rpcbind for the calling thread's network namespace, with a /run of its own.
+
+    rpcbind binds 0.0.0.0:111 (harmless inside a private network namespace), but its unix
+    socket and lock file live in /run, which network namespaces do not separate: two tests'
+    rpcbinds would share them, and a ganesha could register with the other test's. Here rpcbind
+    runs in a private mount namespace with a tmpfs /run, so services register over 127.0.0.1:111.
+    """
+    argv = [
+        "unshare",
+        "-m",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        "mount -t tmpfs tmpfs /run && exec rpcbind -f",
+    ]
+    process = subprocess.Popen(argv, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", 111), timeout=1).close()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"rpcbind did not start: {process.stderr.read() if process.stderr else ''}"
+                    ) from None
+                time.sleep(0.02)
+        yield
+    finally:
+        process.terminate()
+        process.wait(10)

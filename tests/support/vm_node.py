@@ -1,6 +1,6 @@
 """The node plugin driven in a VM guest (cfs_demo/guest.py) against a real NFS host side.
 
-- `nfs_host(work)`: this thread's own network namespace with rpcbind, the reference service
+- `nfs_host(work)`: this thread's own network namespace with rpcbind (its own /run), the reference service
   serving real NFSv4 and NFSv3 (nfs-ganesha) at its mount-target addresses, and the real
   controller provisioning from it (subdir shares reached through the reference's data dirs);
 - `Plan`: the labelled steps tests/vm/guest_calls.py runs in the guest (Node calls, shell
@@ -12,9 +12,7 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,33 +22,27 @@ from typing import Any
 from cfs_csi.controller.subdir import LocalShareAccess
 from cfs_demo.guest import Guest
 from tests.support.csi import ZONE, serving_controller
-from tests.support.netns import private_network
+from tests.support.netns import private_network, private_rpcbind
 from tests.support.reference import running_reference
 
 REPO = Path(__file__).resolve().parents[2]
 GUEST_PROGRAM = REPO / "tests" / "vm" / "guest_calls.py"
-RPCBIND_START_SECONDS = 0.5  # rpcbind listens before the first ganesha registers with it
 
 
 @contextmanager
 def nfs_host(work: Path) -> Iterator[tuple[Any, Any]]:
     """(the running reference, the controller) in this thread's own network namespace."""
-    with private_network([]):
-        rpcbind = subprocess.Popen(["rpcbind", "-f"], stderr=subprocess.DEVNULL)
-        try:
-            time.sleep(RPCBIND_START_SECONDS)
-            with (
-                running_reference(
-                    work / "reference", create_delay=0.05, nfs="on", extra_args=["--nfs-v3"]
-                ) as reference,
-                serving_controller(
-                    work, reference, share_access=LocalShareAccess(reference.state_dir / "data")
-                ) as controller,
-            ):
-                yield reference, controller
-        finally:
-            rpcbind.terminate()
-            rpcbind.wait()
+    with (
+        private_network([]),
+        private_rpcbind(),
+        running_reference(
+            work / "reference", create_delay=0.05, nfs="on", extra_args=["--nfs-v3"]
+        ) as reference,
+        serving_controller(
+            work, reference, share_access=LocalShareAccess(reference.state_dir / "data")
+        ) as controller,
+    ):
+        yield reference, controller
 
 
 @dataclass
