@@ -1,3 +1,5 @@
+"""`python -m cfs_demo`."""
+
 from cfs_demo.walkthrough import main
 
 raise SystemExit(main())

@@ -18,8 +18,10 @@ Where QEMU, busybox or a kernel with its modules is missing, `missing()` says wh
 
 from __future__ import annotations
 
+import ctypes
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -63,7 +65,8 @@ mount -t 9p -o trans=virtio,version=9p2000.L,ro,cache=loose hostroot /host
 mount -t tmpfs tmpfs /layers
 mkdir -p /layers/upper /layers/work
 mount -t overlay overlay -o lowerdir=/host,upperdir=/layers/upper,workdir=/layers/work /root
-for fs in proc:/proc sysfs:/sys devtmpfs:/dev tmpfs:/run tmpfs:/tmp tmpfs:/var/lib/kubelet; do
+# Not /tmp: a checkout (and its .venv) may live there; the overlay keeps writes in memory anyway.
+for fs in proc:/proc sysfs:/sys devtmpfs:/dev tmpfs:/run tmpfs:/var/lib/kubelet; do
     mkdir -p /root${fs#*:}
     mount -t ${fs%%:*} ${fs%%:*} /root${fs#*:}
 done
@@ -75,6 +78,16 @@ echo "cfs-guest: exit $?"
 sync
 poweroff -f
 """
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL it when the process that started it dies, so that no
+    guest outlives a demo or test that was killed."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def kernel() -> tuple[Path, str] | None:
@@ -224,7 +237,12 @@ class Guest:
             (exchange / name).write_text(text)
         (exchange / "run").write_text(script)
         with open(exchange / "console.log", "wb") as console:
-            process = subprocess.Popen(self.qemu_argv(exchange), stdout=console, stderr=subprocess.STDOUT)
+            process = subprocess.Popen(
+                self.qemu_argv(exchange),
+                stdout=console,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,
+            )
         return RunningGuest(process, exchange)
 
     def run(

@@ -4,7 +4,8 @@ forwarded to 127.0.0.1, plus a way to run a shell command in it (what a pod woul
 volume).
 
 The guest's program serves the plugin and runs the commands the host drops into the exchange
-directory (`cmd-N.sh` → `cmd-N.out`, `cmd-N.rc`) until a `stop` file appears.
+directory (`cmd-N.sh` → `cmd-N.out`, `cmd-N.rc`) until a `stop` file appears or the plugin
+exits (then the guest powers off, and the demo sees QEMU end instead of waiting).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ STOP_TIMEOUT = 60.0
 GUEST_SCRIPT = """\
 {python} -m cfs_csi --mode node --endpoint tcp://0.0.0.0:{port} {flags} > plugin.log 2>&1 &
 plugin=$!
-while [ ! -e stop ]; do
+while [ ! -e stop ] && kill -0 $plugin 2>/dev/null; do
     for request in cmd-*.sh; do
         [ -e "$request" ] || continue
         name=${{request%.sh}}
@@ -33,7 +34,7 @@ while [ ! -e stop ]; do
     done
     sleep 0.2
 done
-kill $plugin
+kill $plugin 2>/dev/null
 wait $plugin
 """
 

@@ -36,6 +36,7 @@ from cfs_csi.node import nfs_mount_command, nfs_unreachable, nfs_volume
 from cfs_csi.status import RpcError
 from cfs_demo.guest import missing as guest_missing
 from cfs_demo.guest_node import GuestNode
+from cfs_demo.harness import Processes, Report, StepFailed, channel_ready, wait_for
 
 REGION = "ap-shanghai-fsi"
 ZONE = "ap-shanghai-fsi-1"
@@ -43,10 +44,8 @@ GIB = 1 << 30
 FILE_NAME = "hello-cfs.txt"
 FILE_TEXT = "hello from the cfs-csi demo\n"
 RPC_TIMEOUT = 180.0
-START_TIMEOUT = 30.0
 GUEST_START_TIMEOUT = 300.0  # a boot under software emulation, then Python in the guest
 NODE_AUTO, NODE_ON_HOST, NODE_IN_VM = "auto", "host", "vm"
-STOP_TIMEOUT = 15.0
 SNAPSHOT_READY_TIMEOUT = 120.0
 LIBNFS_TOOLS = ("nfs-cp", "nfs-cat")
 LOG_TAIL_LINES = 15  # of each component's log, printed when the demo fails
@@ -60,10 +59,6 @@ def mount_capability() -> csi_pb2.VolumeCapability:
             mode=csi_pb2.VolumeCapability.AccessMode.MULTI_NODE_MULTI_WRITER
         ),
     )
-
-
-class StepFailed(Exception):
-    """A step did not do what Kubernetes would need; the demo stops there."""
 
 
 def rpc_error_text(err: grpc.RpcError) -> str:
@@ -89,62 +84,6 @@ def libnfs_url(server: str, name: str) -> str:
     return f"nfs://{server}//{name}?version=4"
 
 
-class Report:
-    """Numbered step lines, `[n] title: ok|skipped, summary`, with details indented below."""
-
-    def __init__(self) -> None:
-        self.counts = {"ok": 0, "skipped": 0}
-
-    def step(self, title: str, status: str, summary: str, *details: str) -> None:
-        self.counts[status] += 1
-        separator = ": " if status == "skipped" else ", "
-        print(f"[{sum(self.counts.values()):2d}] {title}: {status}{separator}{summary}", flush=True)
-        for line in details:
-            print(f"       {line}", flush=True)
-
-
-class Processes:
-    """Children started in their own sessions and stopped (SIGTERM, then SIGKILL) on exit."""
-
-    def __init__(self, stack: ExitStack, log_dir: Path):
-        self.stack = stack
-        self.log_dir = log_dir
-
-    def start(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen:
-        with open(self.log_dir / f"{name}.log", "wb") as log:
-            try:
-                process = subprocess.Popen(
-                    argv,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    start_new_session=True,
-                )
-            except OSError as err:
-                raise StepFailed(f"cannot start {name} ({argv[0]}): {err.strerror}") from None
-        self.stack.callback(self._stop, process)
-        return process
-
-    @staticmethod
-    def _stop(process: subprocess.Popen) -> None:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-def channel_ready(channel: grpc.Channel) -> bool:
-    try:
-        grpc.channel_ready_future(channel).result(timeout=0.2)
-        return True
-    except grpc.FutureTimeoutError:
-        return False
-
-
 def node_kernel_for(choice: str) -> str:
     """Where the node plugin runs: this machine when its kernel mounts NFS, else a VM guest
     where QEMU and a kernel are installed, else this machine (NodeStage then fails honestly)."""
@@ -153,16 +92,6 @@ def node_kernel_for(choice: str) -> str:
     if kernel_has_nfs_client() or guest_missing() is not None:
         return NODE_ON_HOST
     return NODE_IN_VM
-
-
-def wait_for(predicate, what: str, process: subprocess.Popen, timeout: float = START_TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if process.poll() is not None:
-            raise StepFailed(f"{what} exited with {process.returncode}")
-        if time.monotonic() > deadline:
-            raise StepFailed(f"{what} did not start within {timeout:g}s")
-        time.sleep(0.05)
 
 
 class Demo:

@@ -1,0 +1,1 @@
+"""cfs-operator: the kopf operator for CfsPermissionGroup and CfsAutoSnapshotPolicy."""

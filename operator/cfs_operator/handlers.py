@@ -8,27 +8,19 @@ timers of the same object from reconciling at once.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import kopf
 
-from cfs_cloud import CfsInUse
-from cfs_operator import metrics
 from cfs_operator.changes import ChangeLog
-from cfs_operator.conditions import (
-    IN_USE,
-    READY,
-    SYNCED,
-    Condition,
-    merge_conditions,
-    now_iso,
-    without_condition,
-)
 from cfs_operator.config import OperatorConfig
-from cfs_operator.failures import classify, create_may_have_happened, failed_permanently, failure_conditions
+from cfs_operator.convergence import (
+    converge,
+    delete_from_cloud,
+    timer_may_reconcile,
+)
 from cfs_operator.groups import GroupState, delete_group, reconcile_group
 from cfs_operator.policies import BindingFailed, PolicyState, delete_policy, reconcile_policy
 from cfs_operator.runtime import OperatorRuntime
@@ -39,7 +31,7 @@ from cfs_operator.selection import (
     resolve_file_systems,
     volume_record,
 )
-from cfs_operator.specs import PolicySpec, SpecError, deletion_policy_of, parse_group_spec, parse_policy_spec
+from cfs_operator.specs import PolicySpec, SpecError, parse_group_spec, parse_policy_spec
 
 log = logging.getLogger(__name__)
 
@@ -52,149 +44,8 @@ PGROUP_KIND = "CfsPermissionGroup"
 POLICY_KIND = "CfsAutoSnapshotPolicy"
 PGROUP_ID = "pGroupId"
 POLICY_ID = "autoSnapshotPolicyId"
-
-# work(changes, status): one reconciliation given the resource's latest status; returns status fields.
-Work = Callable[[ChangeLog, dict[str, Any]], Awaitable[dict[str, Any]]]
-# Per-object memo keys: the cloud id the last reconciliation of this object ended with; the
-# file systems a policy's last reconciliation was asked to bind; the newest generation of the
-# spec found unworkable. The memo is current where a handler's `status` may not be: kopf applies
-# a handler's status patch after it returns, and a timer can tick in between (or just before a
-# change handler) with the object as it was.
-LATEST_CLOUD_ID = "latest_cloud_id"
+# Per-object memo key: the file systems a policy's last reconciliation was asked to bind.
 LAST_SELECTION = "last_selection"
-UNWORKABLE_GENERATION = "unworkable_generation"
-
-
-def _lock(memo: kopf.Memo) -> asyncio.Lock:
-    return memo.setdefault("reconcile_lock", asyncio.Lock())
-
-
-def _known_unworkable(memo: kopf.Memo, generation: int | None) -> bool:
-    """Whether this generation of the spec (or a newer one) was already found unworkable."""
-    unworkable = memo.get(UNWORKABLE_GENERATION)
-    return unworkable is not None and generation is not None and unworkable >= generation
-
-
-def _timer_may_reconcile(status: kopf.Status, meta: kopf.Meta, memo: kopf.Memo, id_field: str) -> bool:
-    """Timers only maintain: creation belongs to the change handlers, a busy object is checked on
-    the next tick, and a spec found unworkable waits for its next change."""
-    generation = meta.get("generation")
-    return (
-        bool(status.get(id_field))
-        and not _lock(memo).locked()
-        and not failed_permanently(status, generation)
-        and not _known_unworkable(memo, generation)
-    )
-
-
-def _latest_status(status: kopf.Status, memo: kopf.Memo, id_field: str) -> dict[str, Any]:
-    """The status as it is now, for a handler that may have waited for the object's lock.
-
-    A handler's `status` is read before it waits; meanwhile another handler of the same object
-    (the drift timer recreating a group deleted in the console) may have changed the cloud id and
-    not yet had its status patch applied. Acting on the stale id would create a second group.
-    """
-    latest = dict(status)
-    if memo.get(LATEST_CLOUD_ID):
-        latest[id_field] = memo[LATEST_CLOUD_ID]
-    return latest
-
-
-def _emit(body: kopf.Body, kind: str, changes: ChangeLog) -> None:
-    """One Normal Event per kind of change, listing each change (five new rules: one Event)."""
-    messages: dict[str, list[str]] = {}
-    for change in changes.changes:
-        metrics.CLOUD_CHANGES.labels(kind, change.reason).inc()
-        messages.setdefault(change.reason, []).append(change.message)
-    for reason, texts in messages.items():
-        kopf.event(body, type="Normal", reason=reason, message="; ".join(texts))
-
-
-async def _converge(
-    *,
-    kind: str,
-    id_field: str,
-    trigger: str,
-    work: Work,
-    body: kopf.Body,
-    status: kopf.Status,
-    meta: kopf.Meta,
-    patch: kopf.Patch,
-    memo: kopf.Memo,
-    retry: int = 0,
-) -> None:
-    """Run one reconciliation and record its outcome in status, conditions, Events and metrics.
-
-    Change handlers raise kopf's Temporary/PermanentError so kopf retries (or stops); timers
-    only record the failure, since they run again anyway.
-    """
-    runtime: OperatorRuntime = memo.runtime
-    generation = meta.get("generation")
-    changes = ChangeLog()
-    async with _lock(memo):
-        latest = _latest_status(status, memo, id_field)
-        try:
-            fields = await work(changes, latest)
-        except Exception as error:  # every failure becomes a condition, whatever its kind
-            _emit(body, kind, changes)
-            failure = classify(error)
-            cloud_id = changes.cloud_id or latest.get(id_field)
-            if changes.cloud_id:
-                memo[LATEST_CLOUD_ID] = changes.cloud_id
-                patch.status[id_field] = changes.cloud_id
-            elif not cloud_id and not status.get("creating") and not create_may_have_happened(error):
-                # This attempt's "creating" mark would later make a same-named object found in
-                # the cloud look like ours; nothing was created, so drop it.
-                patch.status["creating"] = None
-            patch.status["conditions"] = merge_conditions(
-                status.get("conditions"),
-                failure_conditions(failure, bool(cloud_id), status.get("conditions")),
-                generation,
-            )
-            metrics.RECONCILES.labels(kind, trigger, "error").inc()
-            metrics.ERRORS.labels(kind, failure.reason).inc()
-            # One Warning per unworkable generation, whichever handler (change or timer) met it first.
-            if not (failure.permanent and _known_unworkable(memo, generation)):
-                kopf.event(body, type="Warning", reason=failure.reason, message=failure.message)
-            if failure.permanent:
-                memo[UNWORKABLE_GENERATION] = generation
-            if trigger in ("drift", "selection"):
-                log.warning("%s %s: %s", kind, meta.get("name"), failure.message)
-                return
-            if failure.permanent:
-                raise kopf.PermanentError(failure.message) from None
-            raise kopf.TemporaryError(
-                failure.message, delay=runtime.config.retry_after(retry, failure.slow_retry)
-            ) from None
-        memo[LATEST_CLOUD_ID] = fields[id_field]
-        if not _known_unworkable(memo, generation):
-            memo.pop(UNWORKABLE_GENERATION, None)
-    _emit(body, kind, changes)
-    repaired = trigger == "drift" and bool(changes)
-    if repaired:
-        metrics.DRIFT_REPAIRS.labels(kind).inc()
-        kopf.event(
-            body,
-            type="Warning",
-            reason="DriftRepaired",
-            message=f"the cloud differed from the spec; made {len(changes.changes)} change(s)",
-        )
-    metrics.RECONCILES.labels(kind, trigger, "ok").inc()
-    patch.status.update(fields)
-    patch.status.update({"observedGeneration": generation, "lastSyncTime": now_iso(), "creating": None})
-    synced = Condition(
-        SYNCED,
-        True,
-        "DriftRepaired" if repaired else "InSync",
-        "repaired drift: " + "; ".join(c.message for c in changes.changes)
-        if repaired
-        else "the cloud matches the spec",
-    )
-    ready = Condition(READY, True, "Reconciled", f"{kind} {fields[id_field]} is in place")
-    patch.status["conditions"] = merge_conditions(
-        without_condition(status.get("conditions"), IN_USE), [ready, synced], generation
-    )
-
 
 # ---- permission groups ------------------------------------------------------------------------
 
@@ -253,7 +104,7 @@ async def _reconcile_group(
         state = await runtime.run(reconcile_group, runtime.client, parsed, latest, changes)
         return _group_status(state)
 
-    await _converge(
+    await converge(
         kind=PGROUP_KIND,
         id_field=PGROUP_ID,
         trigger=trigger,
@@ -291,66 +142,9 @@ async def group_drift(
     memo: kopf.Memo,
     **_: Any,
 ) -> None:
-    if not _timer_may_reconcile(status, meta, memo, PGROUP_ID):
+    if not timer_may_reconcile(status, meta, memo, PGROUP_ID):
         return
     await _reconcile_group("drift", body=body, spec=spec, status=status, meta=meta, patch=patch, memo=memo)
-
-
-async def _delete(
-    *,
-    kind: str,
-    id_field: str,
-    adopt_field: str,
-    remove: Callable[..., None],
-    body: kopf.Body,
-    spec: kopf.Spec,
-    status: kopf.Status,
-    meta: kopf.Meta,
-    patch: kopf.Patch,
-    memo: kopf.Memo,
-    retry: int,
-) -> None:
-    runtime: OperatorRuntime = memo.runtime
-    changes = ChangeLog()
-    async with _lock(memo):
-        cloud_id = _latest_status(status, memo, id_field).get(id_field)
-        if not cloud_id:
-            return
-        if deletion_policy_of(spec, adopt_field) == "Retain":
-            kopf.event(
-                body,
-                type="Normal",
-                reason="Retained",
-                message=f"left {cloud_id} in the cloud (deletionPolicy Retain)",
-            )
-            metrics.RECONCILES.labels(kind, "delete", "ok").inc()
-            return
-        try:
-            await runtime.run(remove, runtime.client, cloud_id, changes)
-        except Exception as error:
-            _emit(body, kind, changes)
-            failure = classify(error)
-            metrics.RECONCILES.labels(kind, "delete", "error").inc()
-            metrics.ERRORS.labels(kind, failure.reason).inc()
-            if isinstance(error, CfsInUse):
-                message = (
-                    f"{cloud_id} is still used by {status.get('bindCfsNum', 'some')} file system(s); "
-                    "deletion waits until they use another permission group"
-                )
-                patch.status["conditions"] = merge_conditions(
-                    status.get("conditions"),
-                    [Condition(IN_USE, True, "BoundToFileSystems", message)],
-                    meta.get("generation"),
-                )
-                kopf.event(body, type="Warning", reason="InUse", message=message)
-            else:
-                kopf.event(body, type="Warning", reason=failure.reason, message=failure.message)
-            # Never give up on a delete: the finalizer stays until the cloud object is gone.
-            raise kopf.TemporaryError(
-                failure.message, delay=runtime.config.retry_after(retry, failure.slow_retry)
-            ) from None
-    _emit(body, kind, changes)
-    metrics.RECONCILES.labels(kind, "delete", "ok").inc()
 
 
 async def group_deleted(
@@ -363,7 +157,7 @@ async def group_deleted(
     retry: int,
     **_: Any,
 ) -> None:
-    await _delete(
+    await delete_from_cloud(
         kind=PGROUP_KIND,
         id_field=PGROUP_ID,
         adopt_field="pGroupId",
@@ -459,7 +253,7 @@ async def _reconcile_policy(
         memo[LAST_SELECTION] = desired
         return _policy_status(state)
 
-    await _converge(
+    await converge(
         kind=POLICY_KIND,
         id_field=POLICY_ID,
         trigger=trigger,
@@ -512,7 +306,7 @@ async def policy_drift(
     cfs_volumes: kopf.Index,
     **_: Any,
 ) -> None:
-    if not _timer_may_reconcile(status, meta, memo, POLICY_ID):
+    if not timer_may_reconcile(status, meta, memo, POLICY_ID):
         return
     indices = {"namespaces": cfs_namespaces, "claims": cfs_claims, "volumes": cfs_volumes}
     await _reconcile_policy(
@@ -533,7 +327,7 @@ async def policy_selection(
     **_: Any,
 ) -> None:
     """Follow claims: reconcile only when the selector now resolves to other file systems."""
-    if not _timer_may_reconcile(status, meta, memo, POLICY_ID):
+    if not timer_may_reconcile(status, meta, memo, POLICY_ID):
         return
     try:
         parsed = parse_policy_spec(spec, meta["name"])
@@ -561,7 +355,7 @@ async def policy_deleted(
     retry: int,
     **_: Any,
 ) -> None:
-    await _delete(
+    await delete_from_cloud(
         kind=POLICY_KIND,
         id_field=POLICY_ID,
         adopt_field="autoSnapshotPolicyId",

@@ -1,3 +1,5 @@
+"""`python -m cfs_reference`."""
+
 from cfs_reference.main import main
 
 raise SystemExit(main())

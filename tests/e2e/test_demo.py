@@ -130,6 +130,8 @@ def test_demo_blames_the_kernel_only_for_a_missing_nfs_client(tmp_path):
             str(workdir),
             "--create-delay",
             "0.05",
+            "--node-kernel",
+            "host",
         ],
         capture_output=True,
         text=True,

@@ -42,10 +42,18 @@ from cfs_csi.controller.filesystems import (
     size_limit_gb,
 )
 from cfs_csi.controller.pgroups import ManagedGroups
+from cfs_csi.controller.requests import (
+    MUTABLE_PARAMETERS_REFUSED,
+    check_capabilities,
+    check_read_only_rules,
+    check_validation_request,
+    page_offset,
+    zones_of,
+)
 from cfs_csi.controller.subdir import MountedShareAccess, ShareAccess
 from cfs_csi.csipb import csi_pb2, csi_pb2_grpc
 from cfs_csi.locks import KeyLocks
-from cfs_csi.node.mount_options import NFS_FS_TYPES, MountOptionError, nfs_mount_options
+from cfs_csi.node.mount_options import MountOptionError, nfs_mount_options
 from cfs_csi.node.mounter import Mounter
 from cfs_csi.status import RpcError, invalid
 
@@ -79,107 +87,12 @@ CAPABILITIES = csi_pb2.ControllerGetCapabilitiesResponse(
         )
     ]
 )
-_AccessMode = csi_pb2.VolumeCapability.AccessMode
-_UNKNOWN_MODE = _AccessMode.UNKNOWN
-READER_ONLY_MODES = (_AccessMode.SINGLE_NODE_READER_ONLY, _AccessMode.MULTI_NODE_READER_ONLY)
-# CSI: mutable_parameters "SHALL NOT be specified unless the SP has the MODIFY_VOLUME capability".
-MUTABLE_PARAMETERS_REFUSED = (
-    "mutable_parameters are not supported: the driver has no MODIFY_VOLUME capability (the CFS "
-    "API cannot change a file system's storage type or bandwidth); use parameters"
-)
-
-
-def check_capabilities(capabilities, vers: str = "4") -> None:
-    """Mount access in any mode (NFS is RWX); block is impossible on a file share."""
-    if not capabilities:
-        raise invalid("volume_capabilities missing in request")
-    for index, capability in enumerate(capabilities):
-        field = f"volume_capabilities[{index}]"
-        if capability.HasField("block"):
-            raise invalid(
-                f"{field}: block access is not supported (CFS volumes are NFS file "
-                "systems); use access_type mount"
-            )
-        if not capability.HasField("mount"):
-            raise invalid(f"{field}: access_type missing (allowed: mount)")
-        if capability.access_mode.mode == _UNKNOWN_MODE:
-            raise invalid(f"{field}: access_mode missing or UNKNOWN")
-        if capability.mount.fs_type not in NFS_FS_TYPES:
-            raise invalid(
-                f"{field}: fs_type {capability.mount.fs_type!r} is not supported (allowed: empty, nfs, nfs4)"
-            )
-        nfs_mount_options(vers, capability.mount.mount_flags)
-
-
-def check_read_only_rules(capabilities, fs_params: params.FilesystemParams) -> None:
-    """A managed group whose rules are all read-only cannot serve a writer access mode (CSI: the
-    volume MUST satisfy every requested capability)."""
-    rules = fs_params.access_rules
-    if not rules or any(rule.rw_permission != params.READ_ONLY for rule in rules):
-        return
-    for capability in capabilities:
-        if capability.access_mode.mode not in READER_ONLY_MODES:
-            mode = _AccessMode.Mode.Name(capability.access_mode.mode)
-            allowed = ", ".join(_AccessMode.Mode.Name(m) for m in READER_ONLY_MODES)
-            raise invalid(
-                f"parameter {params.RW_PERMISSION}={params.READ_ONLY} cannot serve "
-                f"access mode {mode}; allowed with {params.READ_ONLY}: {allowed}"
-            )
-
-
-def page_offset(token: str) -> int:
-    """Pagination tokens are decimal offsets; anything else was not issued by us."""
-    if not token:
-        return 0
-    if not token.isdigit():
-        raise RpcError(grpc.StatusCode.ABORTED, f"starting_token {token!r} is not valid")
-    return int(token)
 
 
 def volume_condition(info: dict) -> csi_pb2.VolumeCondition:
     state = info.get("LifeCycleState", "unknown")
     return csi_pb2.VolumeCondition(
         abnormal=state != "available", message=f"file system {info['FileSystemId']} is {state}"
-    )
-
-
-def _check_validation_request(
-    volume: FilesystemVolume | SubdirVolume, request, default_allowed_clients: str
-) -> None:
-    """Everything ValidateVolumeCapabilities would confirm: the parameters parse for the
-    volume's mode, the context belongs to the volume, and the capabilities are supported."""
-    if request.mutable_parameters:
-        raise invalid(MUTABLE_PARAMETERS_REFUSED)
-    subdir_volume = isinstance(volume, SubdirVolume)
-    if request.parameters:
-        mode = params.provisioning_mode(request.parameters)
-        if (mode == params.MODE_SUBDIR) != subdir_volume:
-            raise invalid(
-                f"parameters: {params.PROVISIONING_MODE}={mode} does not match volume {volume.encode()}"
-            )
-        if subdir_volume:
-            params.parse_subdir(request.parameters)
-        else:
-            check_read_only_rules(
-                request.volume_capabilities,
-                params.parse_filesystem(request.parameters, default_allowed_clients),
-            )
-    context = request.volume_context
-    # The context key that names the volume's own directory or file system.
-    if isinstance(volume, SubdirVolume):
-        key, own = contract.PATH, volume.path
-    else:
-        key, own = contract.FILE_SYSTEM_ID, volume.file_system_id
-    if context.get(key, own) != own:
-        raise invalid(f"volume_context: {key}={context[key]!r} does not belong to volume {volume.encode()}")
-    vers = context.get(contract.VERS, "4")
-    check_capabilities(request.volume_capabilities, vers if vers in contract.NFS_VERSIONS else "4")
-
-
-def _zones_of(topologies) -> list[str]:
-    """The zone segments of a list of CSI topologies, in order, without repeats."""
-    return list(
-        dict.fromkeys(t.segments[TOPOLOGY_ZONE_KEY] for t in topologies if t.segments.get(TOPOLOGY_ZONE_KEY))
     )
 
 
@@ -243,7 +156,7 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
 
         CSI: the volume MUST be accessible from one of the requisite topologies, and the SP
         tries the preferred ones first; without requisite topologies any zone will do."""
-        requisite = _zones_of(requirements.requisite)
+        requisite = zones_of(requirements.requisite)
         if fs_params.zone:
             if requisite and fs_params.zone not in requisite:
                 raise invalid(
@@ -252,7 +165,7 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
                 )
             return fs_params.zone, frozenset({fs_params.zone})
         accepted = frozenset(requisite) if requisite else None
-        candidates = [*_zones_of(requirements.preferred), *requisite, self.zone]
+        candidates = [*zones_of(requirements.preferred), *requisite, self.zone]
         zone = next((z for z in candidates if z and (accepted is None or z in accepted)), "")
         if not zone:
             raise invalid(
@@ -510,7 +423,7 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
             else:
                 self._file_system(client, volume)
             try:
-                _check_validation_request(volume, request, self.default_allowed_clients)
+                check_validation_request(volume, request, self.default_allowed_clients)
             except (RpcError, contract.ParameterError, MountOptionError) as err:
                 return csi_pb2.ValidateVolumeCapabilitiesResponse(message=str(err))
             # Confirmed echoes only what was checked above: capabilities, parameters, context.
