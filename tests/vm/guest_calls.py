@@ -42,11 +42,17 @@ def call(stubs: dict[str, object], step: dict) -> dict:
     try:
         reply = getattr(stubs[service], method)(request, timeout=step.get("timeout", CALL_TIMEOUT))
     except grpc.RpcError as err:
-        return {"code": err.code().name, "message": err.details(), "seconds": time.monotonic() - started}
+        return {
+            "code": err.code().name,
+            "message": err.details(),
+            "seconds": time.monotonic() - started,
+            "finished": time.monotonic(),
+        }
     return {
         "code": "OK",
         "reply": json_format.MessageToDict(reply, preserving_proto_field_name=True),
         "seconds": time.monotonic() - started,
+        "finished": time.monotonic(),
     }
 
 
@@ -60,6 +66,7 @@ def shell(step: dict) -> dict:
         "stdout": done.stdout,
         "stderr": done.stderr,
         "seconds": time.monotonic() - started,
+        "finished": time.monotonic(),
     }
 
 

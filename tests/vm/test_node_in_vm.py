@@ -452,7 +452,7 @@ def test_a_client_outside_the_rules_cannot_mount_and_gets_a_precise_error(world)
     refused = outcome(world, "rule-stranger/stage")
     assert refused["code"] in ("PERMISSION_DENIED", "NOT_FOUND"), refused
     assert world.volumes["rule-stranger"][1]["server"] in refused["message"]
-    assert refused["seconds"] < 60  # an answer, not a hang until the call's deadline
+    # An answer, not a hang: the call would otherwise end DEADLINE_EXCEEDED at its 60 s deadline.
 
 
 @pytest.mark.parametrize("name", LISTED_CLIENTS)
@@ -469,9 +469,12 @@ def test_a_server_that_stops_answering_is_reported_and_cleaned_up_without_blocki
     stats = ok(world, "failing/stats")
     assert stats["reply"]["volume_condition"]["abnormal"] is True, stats
     assert "does not answer" in stats["reply"]["volume_condition"]["message"]
-    assert stats["seconds"] < MOUNT_TIMEOUT + 5  # bounded by the plugin's timeout
+    assert (
+        f"did not finish within {MOUNT_TIMEOUT}s and was killed"
+        in stats["reply"]["volume_condition"]["message"]
+    )
     other = ok(world, "failing/stage-other")
-    assert other["seconds"] < MOUNT_TIMEOUT / 2  # staged while the stats call was hanging
+    assert other["finished"] < stats["finished"]  # staged while the stats call was still hanging
     ok(world, "failing/unpublish")
     ok(world, "failing/unstage")
     after = outcome(world, "failing/mounts-after")["stdout"]
