@@ -17,7 +17,7 @@ test: system-deps venv
 
 # The architecture's rules checked by tools: lint and format (ruff), types (mypy; strict on the
 # cloud client and the controller/node contract), layer contracts (import-linter, pyproject.toml).
-verify: venv
+verify: system-deps venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
