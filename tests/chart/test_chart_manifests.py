@@ -141,7 +141,7 @@ def test_examples_are_valid():
 
 
 def test_examples_use_the_charts_classes_and_driver():
-    objects = render.render_objects()
+    objects = render.render_objects(render.MANIFEST_VALUES)  # what deploy/manifests holds
     classes = {o["metadata"]["name"] for o in objects if o["kind"] == "StorageClass"}
     snapshot_classes = {o["metadata"]["name"] for o in objects if o["kind"] == "VolumeSnapshotClass"}
     driver = next(o["metadata"]["name"] for o in objects if o["kind"] == "CSIDriver")

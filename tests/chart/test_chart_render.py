@@ -44,7 +44,10 @@ NAMESPACE = render.RELEASE_NAMESPACE
 VALUE_SETS = {
     "defaults": {},
     "reference-enabled": {"reference": {"enabled": True, "persistence": {"enabled": True}}},
-    "existing-secret": {"credentials": {"existingSecret": "my-cfs-credentials", "passToSidecars": True}},
+    "existing-secret": {
+        "credentials": {"existingSecret": "my-cfs-credentials", "passToSidecars": True},
+        "volumeSnapshotClass": {"enabled": True},
+    },
     "ha-off": {"controller": {"replicas": 1, "leaderElection": False}, "operator": {"peering": ""}},
     "metrics-on": {
         "metrics": {"enabled": True, "serviceMonitor": {"enabled": True, "labels": {"release": "prom"}}}
@@ -228,7 +231,7 @@ def test_validation_catches_unknown_fields_and_bad_values(rendered):
     deployment = one(rendered["defaults"], "Deployment", "-controller")
     with pytest.raises(kubernetes_validate.ValidationError):
         validate_object({**deployment, "spec": {**deployment["spec"], "replica": 2}}, KUBERNETES_VERSIONS[-1])
-    snapshot_class = one(rendered["defaults"], "VolumeSnapshotClass")
+    snapshot_class = one(rendered["existing-secret"], "VolumeSnapshotClass")
     with pytest.raises(jsonschema.ValidationError):
         validate_object({**snapshot_class, "deletionPolicy": "Keep"}, KUBERNETES_VERSIONS[-1])
 
@@ -536,3 +539,58 @@ def test_notes_tell_the_user_what_to_do_next():
     assert "rollout status daemonset/cfs-csi-node" in notes
     assert "REFERENCE" in reference_notes and "/_admin/state" in reference_notes
     assert "no credentials were given" not in reference_notes
+
+
+# ---- the kind values, image pull policies and the snapshot class --------------------------------
+
+KIND_VALUES = yaml.safe_load((REPO / "deploy" / "kind" / "values.yaml").read_text())
+OUR_IMAGES = ("cfs-csi-driver", "cfs-operator", "cfs-reference")
+DIGEST = "sha256:" + "ab" * 32
+
+
+def containers(objects):
+    for obj in objects:
+        pod = obj.get("spec", {}).get("template", {}).get("spec")
+        if pod:
+            yield from pod["containers"]
+
+
+def test_kind_values_never_pull_our_images_and_pull_the_sidecars_as_usual():
+    """ErrImageNeverPull came from one global Never: our images are loaded into the kind nodes,
+    the registry.k8s.io sidecars are not."""
+    policies = {c["image"]: c["imagePullPolicy"] for c in containers(render.render_objects(KIND_VALUES))}
+    ours = {image: policy for image, policy in policies.items() if image.split(":")[0] in OUR_IMAGES}
+    sidecars = {image: policy for image, policy in policies.items() if image.startswith("registry.k8s.io/")}
+    assert set(ours.values()) == {"Never"} and len(ours) == 3
+    assert set(sidecars.values()) == {"IfNotPresent"} and len(sidecars) == 5
+
+
+def test_an_image_takes_its_own_pull_policy_and_digest():
+    values = {"images": {"driver": {"digest": DIGEST, "pullPolicy": "Always"}}, "imagePullPolicy": "Never"}
+    by_name = {c["name"]: c for c in containers(render.render_objects(values))}
+    driver = by_name["cfs-csi-driver"]
+    assert (
+        driver["image"].endswith(f":{render_app_version()}@{DIGEST}")
+        and driver["imagePullPolicy"] == "Always"
+    )
+    assert by_name["csi-provisioner"]["imagePullPolicy"] == "Never"  # the chart-wide policy
+    with pytest.raises(helm.HelmError, match="digest"):
+        render.render_objects({"images": {"driver": {"digest": "latest"}}})
+
+
+def render_app_version() -> str:
+    return yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
+
+
+@pytest.mark.parametrize(
+    ("enabled", "rendered"),
+    [("auto", False), (True, True), (False, False)],
+    ids=["auto-offline", "true", "false"],
+)
+def test_the_snapshot_class_is_rendered_only_where_the_snapshot_api_can_take_it(enabled, rendered):
+    """`auto` (the default, and the kind values) asks the cluster (.Capabilities.APIVersions):
+    offline, as here, nothing serves snapshot.storage.k8s.io/v1, so no class is rendered."""
+    objects = render.render_objects({"volumeSnapshotClass": {"enabled": enabled}})
+    assert bool(objects_of(objects, "VolumeSnapshotClass")) is rendered
+    assert KIND_VALUES["volumeSnapshotClass"]["enabled"] == "auto"
+    assert not objects_of(render.render_objects(KIND_VALUES), "VolumeSnapshotClass")

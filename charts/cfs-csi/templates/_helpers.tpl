@@ -34,11 +34,19 @@ app.kubernetes.io/managed-by: {{ $root.Release.Service }}
 app.kubernetes.io/part-of: cfs-csi
 {{- end -}}
 
-{{/* Image reference: include "cfs-csi.image" (list . "driver") */}}
+{{/* Image reference: include "cfs-csi.image" (list . "driver"); a digest pins it (repo:tag@digest). */}}
 {{- define "cfs-csi.image" -}}
 {{- $root := index . 0 -}}
 {{- $image := index $root.Values.images (index . 1) -}}
 {{- printf "%s:%s" $image.repository (default $root.Chart.AppVersion $image.tag) -}}
+{{- with $image.digest }}@{{ . }}{{ end -}}
+{{- end -}}
+
+{{/* Pull policy of one image: its own pullPolicy, else the chart-wide imagePullPolicy. */}}
+{{- define "cfs-csi.imagePullPolicy" -}}
+{{- $root := index . 0 -}}
+{{- $image := index $root.Values.images (index . 1) -}}
+{{- default $root.Values.imagePullPolicy $image.pullPolicy -}}
 {{- end -}}
 
 {{- define "cfs-csi.credentialsSecret" -}}
