@@ -348,12 +348,21 @@ class CfsClient:
     def wait_file_system_available(self, fs_id: str, timeout: float = 300.0) -> ApiObject:
         """FileSystemInfo once `available`; raises FileSystemCreateFailed, CfsNotFound or
         WaitTimeout. Concurrent waiters share one DescribeCfsFileSystems per interval."""
-        return self._shared.waiter(FILE_SYSTEMS, self._account()).wait(self, fs_id, timeout)
+        return self._shared.waiter(FILE_SYSTEMS, self._account()).wait(self, fs_id, self._wait_bound(timeout))
 
     def wait_snapshot_available(self, snapshot_id: str, timeout: float = 300.0) -> ApiObject:
         """SnapshotInfo once `available`; raises SnapshotCreateFailed, CfsNotFound or
         WaitTimeout. Concurrent waiters share one DescribeCfsSnapshots per interval."""
-        return self._shared.waiter(SNAPSHOTS, self._account()).wait(self, snapshot_id, timeout)
+        return self._shared.waiter(SNAPSHOTS, self._account()).wait(
+            self, snapshot_id, self._wait_bound(timeout)
+        )
+
+    def _wait_bound(self, timeout: float) -> float:
+        """A wait ends by its own timeout and by this client's deadline (until()), whichever
+        comes first: between polls led by other waiters no call of ours would notice it."""
+        if self._deadline is None:
+            return timeout
+        return max(0.0, min(timeout, self._deadline - time.monotonic()))
 
 
 FILE_SYSTEMS = ResourceKind(

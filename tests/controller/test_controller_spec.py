@@ -171,11 +171,18 @@ def test_restore_from_snapshot_not_ready_yet_is_retryable_and_creates_nothing(co
     assert snapshot.snapshot_id in err.details() and "not ready" in err.details()
     assert {fs["FileSystemId"] for fs in file_systems(reference)} == before
 
-    # Deleting the source while the snapshot is being cut: FAILED_PRECONDITION, nothing altered.
-    err = rpc_error(controller.stub.DeleteVolume, csi_pb2.DeleteVolumeRequest(volume_id=source.volume_id))
-    assert err.code() == grpc.StatusCode.FAILED_PRECONDITION
-    assert "snapshot" in err.details() and "SnapSrcFsBusy" in err.details()
+    # Deleting the source while the snapshot is being cut, with a deadline too short to wait
+    # for it: ABORTED (the provisioner retries), nothing altered.
+    err = rpc_error(
+        lambda request: controller.stub.DeleteVolume(request, timeout=0.5),
+        csi_pb2.DeleteVolumeRequest(volume_id=source.volume_id),
+    )
+    assert err.code() in (grpc.StatusCode.ABORTED, grpc.StatusCode.DEADLINE_EXCEEDED), err
     assert fs_of(reference, source.volume_id)["LifeCycleState"] == "available"
+    # With time to wait, the delete waits for the snapshot and then succeeds; the snapshot stays.
+    controller.stub.DeleteVolume(csi_pb2.DeleteVolumeRequest(volume_id=source.volume_id), timeout=30)
+    assert not [fs for fs in file_systems(reference) if fs["FileSystemId"] == source.volume_id.split(":")[1]]
+    assert [s["SnapshotId"] for s in reference.admin.state()["Snapshots"]] == [snapshot.snapshot_id]
 
 
 def test_snapshots_outlive_their_source_volume(controller, reference):
@@ -354,3 +361,19 @@ def test_every_mutating_rpc_on_a_busy_object_is_aborted_at_once(controller, refe
         assert err.code() == grpc.StatusCode.ABORTED and key in err.details()
     assert fs_of(reference, volume.volume_id)["LifeCycleState"] == "available"
     assert [s["SnapshotId"] for s in reference.admin.state()["Snapshots"]] == [snapshot.snapshot_id]
+
+
+def test_a_snapshot_still_being_created_is_deleted_once_it_is_deletable(controller, reference):
+    """CSI DeleteSnapshot of a snapshot still being cut succeeds: the plugin waits for it within
+    the call's deadline; ABORTED only when the deadline is too short, and nothing is lost."""
+    source = controller.create("pvc-snap-del")
+    reference.admin.configure(create_delay=2.0)
+    snapshot = controller.stub.CreateSnapshot(snapshot_request("snap-del", source.volume_id)).snapshot
+    assert not snapshot.ready_to_use
+    request = csi_pb2.DeleteSnapshotRequest(snapshot_id=snapshot.snapshot_id)
+    err = rpc_error(lambda r: controller.stub.DeleteSnapshot(r, timeout=0.3), request)
+    assert err.code() in (grpc.StatusCode.ABORTED, grpc.StatusCode.DEADLINE_EXCEEDED), err
+    assert [s["SnapshotId"] for s in reference.admin.state()["Snapshots"]] == [snapshot.snapshot_id]
+    controller.stub.DeleteSnapshot(request, timeout=30)
+    assert reference.admin.state()["Snapshots"] == []
+    controller.stub.DeleteSnapshot(request, timeout=30)  # idempotent

@@ -648,16 +648,19 @@ def test_relative_paths_are_invalid_argument(node, paths):
         ("staging_target_path", lambda: node.publish("fs:cfs-xxxx4444", Path("rel/gm"), target)),
         ("target_path", lambda: node.unpublish("fs:cfs-xxxx4444", Path("rel/mount"))),
         ("staging_target_path", lambda: node.unstage("fs:cfs-xxxx4444", Path("rel/gm"))),
-        (
-            "volume_path",
-            lambda: stub.NodeGetVolumeStats(
-                csi_pb2.NodeGetVolumeStatsRequest(volume_id="fs:cfs-xxxx4444", volume_path="rel/mount")
-            ),
-        ),
     ]
     for field, call in calls:
         assert_status(call, grpc.StatusCode.INVALID_ARGUMENT, f"{field} 'rel/", "is not an absolute path")
     assert node.inside("test", "-e", f"/proc/{node.pid}/cwd/rel").returncode != 0
+    # Stats of a path that does not exist is NOT_FOUND whatever the path's form (CSI).
+    for missing in ("rel/mount", "/no/such\0path", "/no/such/path"):
+        assert_status(
+            lambda missing=missing: stub.NodeGetVolumeStats(
+                csi_pb2.NodeGetVolumeStatsRequest(volume_id="fs:cfs-xxxx4444", volume_path=missing)
+            ),
+            grpc.StatusCode.NOT_FOUND,
+            "does not exist",
+        )
 
 
 def test_read_write_once_pod_volume_is_published_once(node, paths):

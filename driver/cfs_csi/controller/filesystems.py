@@ -19,7 +19,7 @@ import grpc
 
 from cfs_cloud import CfsClient
 from cfs_cloud.errors import CfsError, CfsNetworkError, CfsNotFound, FileSystemCreateFailed, WaitTimeout
-from cfs_csi.controller import params
+from cfs_csi.controller import params, snapshots
 from cfs_csi.controller.pgroups import ManagedGroups, managed_group_name
 from cfs_csi.status import RpcError, invalid
 
@@ -331,6 +331,15 @@ class FileSystems:
             # so release every managed group that lost its last file system.
             self.groups.sweep_unused(client)
             return
+        self._delete_file_system(client, fs_id)
+        group = info.get("PGroup") or {}
+        if group.get("PGroupId"):
+            self.groups.release(client, group["PGroupId"], group.get("Name", ""))
+        log.info("deleted file system %s", fs_id)
+
+    def _delete_file_system(self, client: CfsClient, fs_id: str) -> None:
+        """DeleteCfsFileSystem; a snapshot still being cut from it is waited for first (CFS
+        refuses the delete until then; finished snapshots never block it)."""
         try:
             client.call("DeleteCfsFileSystem", {"FileSystemId": fs_id})
         except CfsNotFound:
@@ -338,17 +347,10 @@ class FileSystems:
         except CfsError as err:
             if err.code != SNAPSHOT_IN_PROGRESS:
                 raise
-            # CSI DeleteVolume: a volume that cannot go because of its snapshots is left as it
-            # is and answered FAILED_PRECONDITION (finished CFS snapshots never block a delete).
-            raise RpcError(
-                grpc.StatusCode.FAILED_PRECONDITION,
-                f"file system {fs_id} has a snapshot being created; delete it "
-                f"once the snapshot is available ({err})",
-            ) from None
-        group = info.get("PGroup") or {}
-        if group.get("PGroupId"):
-            self.groups.release(client, group["PGroupId"], group.get("Name", ""))
-        log.info("deleted file system %s", fs_id)
+            for snapshot in client.iter_snapshots(FileSystemId=fs_id):
+                if snapshot.get("Status") == snapshots.SNAPSHOT_CREATING:
+                    snapshots.settle(client, snapshot["SnapshotId"], self.create_timeout)
+            self._delete_file_system(client, fs_id)
 
     def release(self, client: CfsClient, fs_id: str) -> None:
         """onDelete=retain: keep the file system but rename it out of the driver's names, so

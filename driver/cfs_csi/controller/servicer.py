@@ -509,7 +509,7 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
                 return csi_pb2.DeleteSnapshotResponse()
             client = self._client(context, request.secrets)
             with self.locks.hold_or_abort(context, request.snapshot_id):
-                snapshots.delete(client, request.snapshot_id)
+                snapshots.delete(client, request.snapshot_id, self.file_systems.create_timeout)
             return csi_pb2.DeleteSnapshotResponse()
 
     def ListSnapshots(self, request, context):

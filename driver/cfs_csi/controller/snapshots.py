@@ -18,7 +18,7 @@ import grpc
 from google.protobuf import timestamp_pb2
 
 from cfs_cloud import CfsClient
-from cfs_cloud.errors import CfsNotFound, SnapshotCreateFailed, WaitTimeout
+from cfs_cloud.errors import CallTimeout, CfsInvalidParameter, CfsNotFound, SnapshotCreateFailed, WaitTimeout
 from cfs_csi import contract
 from cfs_csi.contract import FilesystemVolume
 from cfs_csi.controller import params
@@ -28,6 +28,9 @@ from cfs_csi.status import RpcError
 log = logging.getLogger(__name__)
 
 SNAPSHOT_AVAILABLE = "available"
+SNAPSHOT_CREATING = "creating"
+# DeleteCfsSnapshot's answer for a snapshot that is still being created.
+SNAPSHOT_BEING_CREATED = "InvalidParameterValue.InvalidSnapStatus"
 # SnapshotInfo.Status of a snapshot that will never become available (the file-system spelling
 # too, as cfs_cloud's waiter accepts it). Other states (creating, deleting, ...) are transient.
 SNAPSHOT_FAILED = frozenset({"create-failed", "create_failed", "failed"})
@@ -121,11 +124,34 @@ def create(client: CfsClient, name: str, source: FilesystemVolume) -> dict:
     }
 
 
-def delete(client: CfsClient, snapshot_id: str) -> None:
+def settle(client: CfsClient, snapshot_id: str, timeout: float) -> None:
+    """Wait until a snapshot is no longer being created (available, failed or gone): CFS refuses
+    to delete it, or the file system it is cut from, until then. ABORTED when the wait (bounded
+    by `timeout` and the caller's deadline) ends first: the caller's retry continues it."""
+    try:
+        client.wait_snapshot_available(snapshot_id, timeout=timeout)
+    except (SnapshotCreateFailed, CfsNotFound):
+        pass  # deletable now, or already gone
+    except (WaitTimeout, CallTimeout):
+        raise RpcError(
+            grpc.StatusCode.ABORTED,
+            f"snapshot {snapshot_id} is still being created; it can be deleted once it is "
+            "available (the caller's retry waits again)",
+        ) from None
+
+
+def delete(client: CfsClient, snapshot_id: str, timeout: float = 0.0) -> None:
+    """Delete a snapshot; one still being created is first waited for up to `timeout` (see
+    `settle`; 0 for snapshots known to be finished, such as failed ones)."""
     try:
         client.call("DeleteCfsSnapshot", {"SnapshotId": snapshot_id})
     except CfsNotFound:
         pass
+    except CfsInvalidParameter as err:
+        if err.code != SNAPSHOT_BEING_CREATED:
+            raise
+        settle(client, snapshot_id, timeout)
+        delete(client, snapshot_id, timeout)
 
 
 def temporary_for_clone(client: CfsClient, volume_name: str, source_fs_id: str, timeout: float) -> str:

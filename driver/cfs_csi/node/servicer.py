@@ -331,7 +331,15 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
     @_rpc
     def NodeGetVolumeStats(self, request, context):
         volume_id = _require(request.volume_id, "volume_id")
-        path = _require_path(request.volume_path, "volume_path")
+        path = _require(request.volume_path, "volume_path")
+        # CSI: NOT_FOUND for a path that does not exist, whatever its form (relative, or one
+        # no file system could hold).
+        if "\0" in path or not os.path.lexists(path):
+            raise RpcError(
+                grpc.StatusCode.NOT_FOUND,
+                f"volume path {path!r} does not exist: it is not a mount of volume {volume_id}",
+            )
+        path = _absolute(path, "volume_path")
         entry = self.mounter.find_mount(path)
         if entry is None:
             state = "is not a mount point" if os.path.exists(path) else "does not exist"
