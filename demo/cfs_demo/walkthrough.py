@@ -214,10 +214,15 @@ class Demo:
             )
         else:
             # The node needs no cloud credentials; `unshare` execs it, so the pid is the plugin's.
-            channel, self.node_process = self.start_driver(
-                "node", self.base_env, *node_flags, prefix=("unshare", "-m", "--propagation", "private")
-            )
             kubelet = self.workdir / "kubelet"
+            channel, self.node_process = self.start_driver(
+                "node",
+                self.base_env,
+                *node_flags,
+                "--kubelet-dir",
+                str(kubelet),
+                prefix=("unshare", "-m", "--propagation", "private"),
+            )
             where = "in a private mount namespace: nothing it mounts reaches this machine's mount table"
         node = csi_pb2_grpc.NodeStub(channel)
         info = node.NodeGetInfo(csi_pb2.NodeGetInfoRequest(), timeout=RPC_TIMEOUT)

@@ -67,6 +67,7 @@ class DriverConfig:
     default_allowed_clients: tuple[str, ...] = ()
     create_timeout: float = 120.0
     mount_timeout: float = 60.0
+    kubelet_dir: str = "/var/lib/kubelet"
     subdir_mount_root: str = "/var/lib/cfs-csi/shares"
     metrics_address: str = ""
     log_level: str = "INFO"
@@ -97,6 +98,7 @@ class DriverConfig:
             default_allowed_clients=parse_allowed_clients(args.default_allowed_clients),
             create_timeout=_positive_seconds("--create-timeout", args.create_timeout),
             mount_timeout=_positive_seconds("--mount-timeout", args.mount_timeout),
+            kubelet_dir=_absolute_path("--kubelet-dir", args.kubelet_dir),
             subdir_mount_root=_absolute_path("--subdir-mount-root", args.subdir_mount_root),
             metrics_address=_metrics_address(args.metrics_address),
             log_level=_choice("--log-level", args.log_level.upper(), LOG_LEVELS),
@@ -140,6 +142,11 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--mount-timeout", default=str(defaults.mount_timeout), help="seconds per mount/umount command"
+    )
+    parser.add_argument(
+        "--kubelet-dir",
+        default=defaults.kubelet_dir,
+        help="the kubelet's root directory: the node mounts, unmounts and removes only paths inside it",
     )
     parser.add_argument(
         "--subdir-mount-root",

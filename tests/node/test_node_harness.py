@@ -32,6 +32,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from contextlib import contextmanager
@@ -46,6 +47,10 @@ from cfs_csi.csipb import csi_pb2, csi_pb2_grpc
 from cfs_csi.node.mounter import CommandFailed, MountEntry, Mounter
 from cfs_csi.node.servicer import NodeServicer
 from cfs_csi.server import CsiServer, Service
+
+# The tests' staging and target paths are pytest temporary directories: the harness's kubelet
+# root is the temp dir, so the path policy applies to them as to a kubelet's.
+KUBELET_DIR = tempfile.gettempdir()
 
 MOUNT_EXIT_FAILURE = 32  # mount(8): "mount failure"
 # mountinfo shows the root of a mount whose directory was removed with this suffix (once the
@@ -162,6 +167,7 @@ def serve(config_path: str) -> None:
         "node-1",
         "ap-shanghai-fsi-1",
         LocalNfsMounter(config["mount_timeout"], config),
+        kubelet_dir=KUBELET_DIR,
         reachability_timeout=1.0,
     )
     server = CsiServer(

@@ -8,6 +8,7 @@ released (or fails like a broken NFS mount); threads, timeouts and joins are the
 
 import errno
 import os
+import sys
 import threading
 
 import pytest
@@ -54,6 +55,18 @@ def test_a_hung_query_strands_one_thread_not_one_per_call(hung_statvfs, tmp_path
     assert mounter.statvfs(hung).f_blocks > 0  # once it answers, queries work again
 
 
+def waiting_on_a_query(thread: threading.Thread) -> bool:
+    """Whether `thread` is blocked in Mounter._bounded's wait for a query's result."""
+    frame = sys._current_frames().get(thread.ident or -1)
+    names = []
+    while frame is not None:
+        names.append(frame.f_code.co_name)
+        frame = frame.f_back
+    if "wait" not in names or "_bounded" not in names:
+        return False
+    return names.index("wait") < names.index("_bounded")  # innermost first: the wait is inside
+
+
 def test_concurrent_queries_of_one_path_share_one_call(hung_statvfs):
     hung, release, calls = hung_statvfs
     mounter = Mounter(timeout=30)
@@ -61,7 +74,9 @@ def test_concurrent_queries_of_one_path_share_one_call(hung_statvfs):
     waiters = [threading.Thread(target=lambda: results.append(mounter.statvfs(hung))) for _ in range(4)]
     for waiter in waiters:
         waiter.start()
-    assert wait_until(lambda: calls == [hung], timeout=30)
+    # Release only once every caller waits on the running query: a caller that arrived after
+    # it finished would rightly start a new one (under load, threads start late).
+    assert wait_until(lambda: calls == [hung] and all(waiting_on_a_query(w) for w in waiters), timeout=30)
     release.set()
     for waiter in waiters:
         waiter.join(30)

@@ -680,3 +680,26 @@ def test_read_write_once_pod_volume_is_published_once(node, paths):
     node.publish("fs:cfs-yyyy5555", staging, second, mode=RWOP)  # the pod moved
     node.unpublish("fs:cfs-yyyy5555", second)
     node.unstage("fs:cfs-yyyy5555", staging)
+
+
+def test_paths_outside_the_kubelet_root_are_refused_before_anything_is_touched(node, tmp_path):
+    """Probes of issue 13: unpublishing "/" or unstaging /etc once unmounted the host's root;
+    now every such call is INVALID_ARGUMENT naming the rule, and nothing is unmounted."""
+    mounts_before = node.inside("cat", "/proc/self/mountinfo").stdout
+    outside = tmp_path / "escape"
+    outside.symlink_to("/etc")
+    probes = [
+        (lambda: node.unpublish("fs:cfs-zzzz0001", Path("/")), "is outside the kubelet directory"),
+        (lambda: node.unstage("fs:cfs-zzzz0002", Path("/etc")), "is outside the kubelet directory"),
+        (lambda: node.unpublish("fs:cfs-zzzz0003", tmp_path / "a" / ".." / "b"), "is not a normalised path"),
+        (lambda: node.stage("fs:cfs-zzzz0004", Path(f"{tmp_path}/gm\0x"), v4()), "contains a NUL byte"),
+        (lambda: node.unpublish("fs:cfs-zzzz0005", outside), "resolves through a symlink to '/etc'"),
+        (
+            lambda: node.publish("fs:cfs-zzzz0006", tmp_path / "gm", outside / "mount"),
+            "resolves through a symlink",
+        ),
+    ]
+    for call, rule in probes:
+        assert_status(call, grpc.StatusCode.INVALID_ARGUMENT, rule)
+    assert node.inside("cat", "/proc/self/mountinfo").stdout == mounts_before
+    assert Path("/etc").is_dir() and outside.is_symlink()

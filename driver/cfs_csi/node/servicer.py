@@ -39,6 +39,7 @@ from cfs_csi.csipb import csi_pb2, csi_pb2_grpc
 from cfs_csi.locks import KeyLocks
 from cfs_csi.node.mount_options import NFS_FS_TYPES, MountOptionError, NfsMountOptions, nfs_mount_options
 from cfs_csi.node.mounter import CommandFailed, CommandTimeout, MountEntry, Mounter, is_stale
+from cfs_csi.node.paths import PathPolicy
 from cfs_csi.status import RpcError
 
 log = logging.getLogger(__name__)
@@ -177,17 +178,6 @@ def _require(value: str, field: str) -> str:
     return value
 
 
-def _absolute(path: str, field: str) -> str:
-    """The spec's paths are absolute; a relative one would land below the plugin's cwd."""
-    if path and not os.path.isabs(path):
-        raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, f"{field} {path!r} is not an absolute path")
-    return path
-
-
-def _require_path(path: str, field: str) -> str:
-    return _absolute(_require(path, field), field)
-
-
 def _check_capability(request, field: str = "volume_capability") -> None:
     if not request.HasField(field):
         raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, f"{field} missing in request")
@@ -251,6 +241,7 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
         zone: str,
         mounter: Mounter,
         *,
+        kubelet_dir: str,
         locks: KeyLocks | None = None,
         nfs_port: int = NFS_PORT,
         reachability_timeout: float = REACHABILITY_TIMEOUT_SECONDS,
@@ -258,6 +249,7 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
         self.node_id = node_id
         self.zone = zone
         self.mounter = mounter
+        self.paths = PathPolicy(kubelet_dir, lambda path: mounter.find_mount(path) is not None)
         self.locks = locks or KeyLocks()
         self.nfs_port = nfs_port
         self.reachability_timeout = reachability_timeout
@@ -281,7 +273,7 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
     @_rpc
     def NodeStageVolume(self, request, context):
         volume_id = _require(request.volume_id, "volume_id")
-        staging = _require_path(request.staging_target_path, "staging_target_path")
+        staging = self.paths.check(request.staging_target_path, "staging_target_path")
         _check_capability(request)
         # A reader-only volume is mounted read-only once for the node: no pod can write to it.
         volume = _requested_volume(request, request.volume_capability.access_mode.mode in READER_ONLY_MODES)
@@ -292,7 +284,7 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
     @_rpc
     def NodeUnstageVolume(self, request, context):
         volume_id = _require(request.volume_id, "volume_id")
-        staging = _require_path(request.staging_target_path, "staging_target_path")
+        staging = self.paths.check(request.staging_target_path, "staging_target_path")
         with self._hold(context, volume_id, staging):
             self._unmount_and_remove(staging)
         return csi_pb2.NodeUnstageVolumeResponse()
@@ -301,8 +293,9 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
     @_rpc
     def NodePublishVolume(self, request, context):
         volume_id = _require(request.volume_id, "volume_id")
-        target = _require_path(request.target_path, "target_path")
-        _absolute(request.staging_target_path, "staging_target_path")
+        target = self.paths.check(request.target_path, "target_path")
+        if request.staging_target_path:
+            self.paths.check(request.staging_target_path, "staging_target_path")
         _check_capability(request)
         if not request.staging_target_path and request.volume_context.get(EPHEMERAL_KEY) != "true":
             # The spec's code for a plugin with STAGE_UNSTAGE_VOLUME called without the path.
@@ -322,7 +315,7 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
     @_rpc
     def NodeUnpublishVolume(self, request, context):
         volume_id = _require(request.volume_id, "volume_id")
-        target = _require_path(request.target_path, "target_path")
+        target = self.paths.check(request.target_path, "target_path")
         with self._hold(context, volume_id, target):
             self._unmount_and_remove(target)
         return csi_pb2.NodeUnpublishVolumeResponse()
@@ -332,21 +325,21 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
     def NodeGetVolumeStats(self, request, context):
         volume_id = _require(request.volume_id, "volume_id")
         path = _require(request.volume_path, "volume_path")
-        # CSI: NOT_FOUND for a path that does not exist, whatever its form (relative, or one
-        # no file system could hold).
-        if "\0" in path or not os.path.lexists(path):
-            raise RpcError(
-                grpc.StatusCode.NOT_FOUND,
-                f"volume path {path!r} does not exist: it is not a mount of volume {volume_id}",
-            )
-        path = _absolute(path, "volume_path")
-        entry = self.mounter.find_mount(path)
+        # Look the path up in the mount table first: stat-ing the mount point of a hung server
+        # would hang. CSI: NOT_FOUND for a path that does not exist, whatever its form.
+        entry = self.mounter.find_mount(path) if "\0" not in path and os.path.isabs(path) else None
         if entry is None:
-            state = "is not a mount point" if os.path.exists(path) else "does not exist"
+            if "\0" in path or not os.path.lexists(path):
+                raise RpcError(
+                    grpc.StatusCode.NOT_FOUND,
+                    f"volume path {path!r} does not exist: it is not a mount of volume {volume_id}",
+                )
+            self.paths.check(path, "volume_path")
             raise RpcError(
                 grpc.StatusCode.NOT_FOUND,
-                f"volume path {path} {state}: it is not a mount of volume {volume_id}",
+                f"volume path {path} is not a mount point: it is not a mount of volume {volume_id}",
             )
+        self.paths.check(path, "volume_path")
         source = self.mounter.nfs_source(entry)
         if source is not None:
             server = source.partition(":")[0]
@@ -544,4 +537,9 @@ def _abnormal(message: str) -> csi_pb2.NodeGetVolumeStatsResponse:
 
 def build_node(config) -> NodeServicer:
     """The node servicer `main.py` registers; the node needs no cloud credentials."""
-    return NodeServicer(config.node_id, config.zone, Mounter(timeout=config.mount_timeout))
+    return NodeServicer(
+        config.node_id,
+        config.zone,
+        Mounter(timeout=config.mount_timeout),
+        kubelet_dir=config.kubelet_dir,
+    )
