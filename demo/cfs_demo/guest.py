@@ -23,6 +23,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -88,6 +89,12 @@ def _die_with_parent() -> None:
     guest outlives a demo or test that was killed."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def node_plugin_argv(*flags: str) -> list[str]:
+    """`cfs-csi-driver --mode node` as a guest runs it: this checkout's Python, which the guest
+    sees through the shared host root."""
+    return [sys.executable, "-m", "cfs_csi", "--mode", "node", *flags]
 
 
 def kernel() -> tuple[Path, str] | None:

@@ -10,19 +10,19 @@ exits (then the guest powers off, and the demo sees QEMU end instead of waiting)
 
 from __future__ import annotations
 
+import shlex
 import socket
-import sys
 import time
 from pathlib import Path
 
-from cfs_demo.guest import Guest
+from cfs_demo.guest import Guest, node_plugin_argv
 
 GUEST_PORT = 10000
 COMMAND_TIMEOUT = 120.0
 STOP_TIMEOUT = 60.0
 
 GUEST_SCRIPT = """\
-{python} -m cfs_csi --mode node --endpoint tcp://0.0.0.0:{port} {flags} > plugin.log 2>&1 &
+{plugin} > plugin.log 2>&1 &
 plugin=$!
 while [ ! -e stop ] && kill -0 $plugin 2>/dev/null; do
     for request in cmd-*.sh; do
@@ -50,7 +50,8 @@ class GuestNode:
     def __init__(self, work_dir: Path, *plugin_flags: str):
         self.host_port = free_port()
         self.guest = Guest(work_dir, forwards={self.host_port: GUEST_PORT})
-        script = GUEST_SCRIPT.format(python=sys.executable, port=GUEST_PORT, flags=" ".join(plugin_flags))
+        plugin = node_plugin_argv("--endpoint", f"tcp://0.0.0.0:{GUEST_PORT}", *plugin_flags)
+        script = GUEST_SCRIPT.format(plugin=shlex.join(plugin))
         self.running = self.guest.start(script)
         self._commands = 0
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from cfs_csi.controller.subdir import LocalShareAccess
-from cfs_demo.guest import Guest
+from cfs_demo.guest import Guest, node_plugin_argv
 from tests.support.csi import ZONE, serving_controller
 from tests.support.netns import private_network, private_rpcbind
 from tests.support.reference import running_reference
@@ -75,20 +75,20 @@ class PlanRun:
     plugin_log: str  # the node plugin's log
 
 
-def plugin_argv(*flags: str) -> list[str]:
-    """The node plugin as the guest runs it: this checkout's console script (or its module)."""
-    script = Path(sys.executable).parent / "cfs-csi-driver"
-    program = [str(script)] if script.exists() else [sys.executable, "-m", "cfs_csi"]
-    return [*program, "--mode", "node", "--node-id", "vm-node", "--zone", ZONE, *flags]
-
-
 def run_plan(
     guest: Guest, plan: Plan, handshakes: dict[str, Callable[[], None]] | None = None, *flags: str
 ) -> PlanRun:
     """Boot once and run `plan` against a node plugin started with `flags`."""
     run = guest.run(
         f"exec {sys.executable} {GUEST_PROGRAM} plan.json results.json\n",
-        files={"plan.json": json.dumps({"plugin": plugin_argv(*flags), "steps": plan.steps})},
+        files={
+            "plan.json": json.dumps(
+                {
+                    "plugin": node_plugin_argv("--node-id", "vm-node", "--zone", ZONE, *flags),
+                    "steps": plan.steps,
+                }
+            )
+        },
         handshakes=handshakes,
     )
     results = run.exchange / "results.json"

@@ -34,6 +34,13 @@ HANDSHAKE_TIMEOUT = 120.0
 STARTUP_TIMEOUT = 60.0
 
 
+def timing(started: float) -> dict:
+    """How long a step took and when it ended (one clock for all threads: steps run at once
+    can be ordered by it)."""
+    finished = time.monotonic()
+    return {"seconds": finished - started, "finished": finished}
+
+
 def call(stubs: dict[str, object], step: dict) -> dict:
     method = step["rpc"]
     service = "Identity" if method in ("Probe", "GetPluginInfo", "GetPluginCapabilities") else "Node"
@@ -45,14 +52,12 @@ def call(stubs: dict[str, object], step: dict) -> dict:
         return {
             "code": err.code().name,
             "message": err.details(),
-            "seconds": time.monotonic() - started,
-            "finished": time.monotonic(),
+            **timing(started),
         }
     return {
         "code": "OK",
         "reply": json_format.MessageToDict(reply, preserving_proto_field_name=True),
-        "seconds": time.monotonic() - started,
-        "finished": time.monotonic(),
+        **timing(started),
     }
 
 
@@ -65,8 +70,7 @@ def shell(step: dict) -> dict:
         "returncode": done.returncode,
         "stdout": done.stdout,
         "stderr": done.stderr,
-        "seconds": time.monotonic() - started,
-        "finished": time.monotonic(),
+        **timing(started),
     }
 
 

@@ -27,10 +27,12 @@ from cfs_csi.status import RpcError
 class PathPolicy:
     def __init__(self, kubelet_dir: str, is_mount_point: Callable[[str], bool]):
         self.root = posixpath.normpath(kubelet_dir)
+        self.resolved_root = os.path.realpath(self.root)  # the kubelet's root is fixed for our life
         self.is_mount_point = is_mount_point
 
-    def check(self, path: str, field: str) -> str:
-        """`path` when the plugin may act on it; RpcError(INVALID_ARGUMENT) naming the rule."""
+    def check(self, path: str, field: str, *, mounted: bool | None = None) -> str:
+        """`path` when the plugin may act on it; RpcError(INVALID_ARGUMENT) naming the rule.
+        `mounted`: whether `path` is a mount point, when the caller already looked it up."""
         if not path:
             raise _invalid(f"{field} missing in request")
         if "\0" in path:
@@ -45,12 +47,11 @@ class PathPolicy:
         if not _strictly_inside(path, self.root):
             raise _invalid(f"{field} {path!r} is outside the kubelet directory {self.root} (--kubelet-dir)")
         parent, name = posixpath.split(path)
-        if self.is_mount_point(path):
+        if self.is_mount_point(path) if mounted is None else mounted:
             resolved = posixpath.join(os.path.realpath(parent), name)
         else:
             resolved = os.path.realpath(path)
-        resolved_root = os.path.realpath(self.root)
-        if not _strictly_inside(resolved, resolved_root):
+        if not _strictly_inside(resolved, self.resolved_root):
             raise _invalid(
                 f"{field} {path!r} resolves through a symlink to {resolved!r}, outside the kubelet "
                 f"directory {self.root}"

@@ -334,12 +334,12 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
                     grpc.StatusCode.NOT_FOUND,
                     f"volume path {path!r} does not exist: it is not a mount of volume {volume_id}",
                 )
-            self.paths.check(path, "volume_path")
+            self.paths.check(path, "volume_path", mounted=False)
             raise RpcError(
                 grpc.StatusCode.NOT_FOUND,
                 f"volume path {path} is not a mount point: it is not a mount of volume {volume_id}",
             )
-        self.paths.check(path, "volume_path")
+        self.paths.check(path, "volume_path", mounted=True)
         source = self.mounter.nfs_source(entry)
         if source is not None:
             server = source.partition(":")[0]
