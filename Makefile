@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 APT_PACKAGES := nfs-ganesha nfs-ganesha-vfs nfs-common libnfs-utils rpcbind iproute2 util-linux
+# A real control plane (tests/cluster/): etcd here, kube-apiserver from ../shared/k8s (xz-packed).
+CLUSTER_PACKAGES := etcd-server openssl xz-utils
 # A real kernel for the node plugin (tests/vm/, the demo): Debian's kernel under QEMU.
 VM_PACKAGES  := qemu-system-x86 linux-image-amd64 busybox-static cpio kmod
 
@@ -30,7 +32,7 @@ system-deps:
 		echo "installing:$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
-	@missing=""; for p in $(VM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@missing=""; for p in $(VM_PACKAGES) $(CLUSTER_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \

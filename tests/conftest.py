@@ -5,7 +5,18 @@ from pathlib import Path
 
 import pytest
 
-COMPONENT_FOLDERS = ("chart", "cloud", "controller", "driver", "e2e", "node", "operator", "reference", "vm")
+COMPONENT_FOLDERS = (
+    "chart",
+    "cloud",
+    "controller",
+    "driver",
+    "e2e",
+    "node",
+    "operator",
+    "reference",
+    "vm",
+    "cluster",
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -1,0 +1,148 @@
+"""A throwaway Kubernetes control plane on loopback: Debian's etcd and the real kube-apiserver.
+
+The binaries come from `$CFS_KUBE_BIN`, else `../shared/k8s` (unpacked once into the ignored
+`.cache/k8s` of this checkout), else PATH. `missing()` names what is absent in one line. The
+API server serves TLS (a throwaway self-signed certificate), checks RBAC and signs
+service-account tokens; the admin logs in with a static token of group system:masters.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+SHARED_K8S = REPO.parent / "shared" / "k8s"
+UNPACKED = REPO / ".cache" / "k8s"
+ADMIN_TOKEN = "cfs-csi-test-admin"
+READY_TIMEOUT = 120.0
+
+
+def kube_bin() -> Path | None:
+    """The directory holding kube-apiserver and kubectl, unpacking ../shared/k8s when needed."""
+    if given := os.environ.get("CFS_KUBE_BIN"):
+        return Path(given)
+    if (SHARED_K8S / "unpack").exists():
+        done = subprocess.run([str(SHARED_K8S / "unpack"), str(UNPACKED)], capture_output=True, text=True)
+        if done.returncode == 0:
+            return Path(done.stdout.strip())
+    found = shutil.which("kube-apiserver")
+    return Path(found).parent if found else None
+
+
+def missing() -> str | None:
+    absent = [name for name in ("etcd", "openssl") if shutil.which(name) is None]
+    binaries = kube_bin()
+    if binaries is None or not (binaries / "kube-apiserver").exists() or not (binaries / "kubectl").exists():
+        absent.append("kube-apiserver and kubectl ($CFS_KUBE_BIN, ../shared/k8s or PATH)")
+    return f"the cluster lane needs {', '.join(absent)} (Debian: etcd-server openssl)" if absent else None
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass
+class ControlPlane:
+    url: str
+    kubeconfig: Path
+    kubectl_binary: Path
+
+    def kubectl(
+        self, *args: str, stdin: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(self.kubectl_binary), "--kubeconfig", str(self.kubeconfig), *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            check=check,
+            timeout=60,
+        )
+
+    def get(self, *args: str) -> dict[str, Any]:
+        return json.loads(self.kubectl("get", *args, "-o", "json").stdout)
+
+
+def _openssl(*args: str) -> None:
+    subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+
+@contextmanager
+def running_control_plane(work: Path) -> Iterator[ControlPlane]:
+    binaries = kube_bin()
+    assert binaries is not None, missing()
+    work.mkdir(parents=True, exist_ok=True)
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+             "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(work / "serving.key"),
+             "-out", str(work / "serving.crt"))  # fmt: skip
+    _openssl("genrsa", "-out", str(work / "sa.key"), "2048")
+    _openssl("rsa", "-in", str(work / "sa.key"), "-pubout", "-out", str(work / "sa.pub"))
+    (work / "tokens.csv").write_text(f"{ADMIN_TOKEN},admin,admin-uid,system:masters\n")
+    etcd_port, peer_port, api_port = free_port(), free_port(), free_port()
+    etcd_url = f"http://127.0.0.1:{etcd_port}"
+    with ExitStack() as stack:
+        etcd = _start(stack, work / "etcd.log", [
+            "etcd", "--data-dir", str(work / "etcd"), "--listen-client-urls", etcd_url,
+            "--advertise-client-urls", etcd_url, "--listen-peer-urls", f"http://127.0.0.1:{peer_port}",
+            "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer_port}",
+            "--initial-cluster", f"default=http://127.0.0.1:{peer_port}",
+        ])  # fmt: skip
+        apiserver = _start(stack, work / "apiserver.log", [
+            str(binaries / "kube-apiserver"), f"--etcd-servers={etcd_url}", "--bind-address=127.0.0.1",
+            f"--secure-port={api_port}", f"--tls-cert-file={work / 'serving.crt'}",
+            f"--tls-private-key-file={work / 'serving.key'}",
+            "--service-account-issuer=https://kubernetes.default.svc",
+            f"--service-account-key-file={work / 'sa.pub'}",
+            f"--service-account-signing-key-file={work / 'sa.key'}",
+            "--service-cluster-ip-range=10.96.0.0/16", f"--token-auth-file={work / 'tokens.csv'}",
+            "--authorization-mode=RBAC", "--endpoint-reconciler-type=none",
+        ])  # fmt: skip
+        url = f"https://127.0.0.1:{api_port}"
+        kubeconfig = work / "kubeconfig"
+        kubeconfig.write_text(yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Config", "current-context": "test",
+            "clusters": [{"name": "test", "cluster": {"server": url,
+                                                      "certificate-authority": str(work / "serving.crt")}}],
+            "users": [{"name": "admin", "user": {"token": ADMIN_TOKEN}}],
+            "contexts": [{"name": "test", "context": {"cluster": "test", "user": "admin",
+                                                      "namespace": "default"}}],
+        }))  # fmt: skip
+        plane = ControlPlane(url, kubeconfig, binaries / "kubectl")
+        deadline = time.monotonic() + READY_TIMEOUT
+        while plane.kubectl("get", "--raw", "/readyz", check=False).stdout.strip() != "ok":
+            for process, log in ((etcd, "etcd.log"), (apiserver, "apiserver.log")):
+                assert process.poll() is None, (work / log).read_text()[-3000:]
+            assert time.monotonic() < deadline, (work / "apiserver.log").read_text()[-3000:]
+            time.sleep(0.5)
+        yield plane
+
+
+def _start(stack: ExitStack, log: Path, argv: list[str]) -> subprocess.Popen:
+    with open(log, "wb") as out:
+        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    stack.callback(_stop, process)
+    return process
+
+
+def _stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
