@@ -18,10 +18,8 @@ Where QEMU, busybox or a kernel with its modules is missing, `missing()` says wh
 
 from __future__ import annotations
 
-import ctypes
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -79,16 +77,6 @@ echo "cfs-guest: exit $?"
 sync
 poweroff -f
 """
-
-
-PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    """In the child before exec: SIGKILL it when the process that started it dies, so that no
-    guest outlives a demo or test that was killed."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def node_plugin_argv(*flags: str) -> list[str]:
@@ -244,12 +232,11 @@ class Guest:
             (exchange / name).write_text(text)
         (exchange / "run").write_text(script)
         with open(exchange / "console.log", "wb") as console:
-            process = subprocess.Popen(
-                self.qemu_argv(exchange),
-                stdout=console,
-                stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent,
-            )
+            # setpriv makes QEMU die with its parent, so no guest outlives a killed demo or test.
+            # (Not preexec_fn: Python code between fork and exec breaks in a process with gRPC
+            # threads, and the guest then never starts.)
+            argv = ["setpriv", "--pdeathsig", "KILL", "--", *self.qemu_argv(exchange)]
+            process = subprocess.Popen(argv, stdout=console, stderr=subprocess.STDOUT)
         return RunningGuest(process, exchange)
 
     def run(
