@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
+import os
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import kopf
@@ -128,7 +130,21 @@ def peering_priority(args: argparse.Namespace) -> int | None:
 
 def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     """In a pod: the service account; elsewhere: $KUBECONFIG or ~/.kube/config."""
-    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+    in_pod = kopf.login_with_service_account(**kwargs)
+    if in_pod is None:
+        return kopf.login_with_kubeconfig(**kwargs)
+    return dataclasses.replace(in_pod, server=in_cluster_server(os.environ) or in_pod.server)
+
+
+def in_cluster_server(environ: Mapping[str, str]) -> str | None:
+    """The API server's address as the kubelet hands it to every pod, which client-go uses too.
+    kopf's own service-account login assumes https://kubernetes.default.svc, a name that only
+    cluster DNS resolves: pods without it (hostNetwork with another resolver, DNS still starting)
+    could never log in."""
+    host, port = environ.get("KUBERNETES_SERVICE_HOST"), environ.get("KUBERNETES_SERVICE_PORT")
+    if not host or not port:
+        return None
+    return f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

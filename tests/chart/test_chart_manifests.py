@@ -4,7 +4,6 @@ and the kind values are valid against the chart they are meant for."""
 
 from __future__ import annotations
 
-import importlib.util
 import ipaddress
 import shutil
 import subprocess
@@ -16,10 +15,9 @@ import jsonschema
 import kubernetes_validate
 import yaml
 
+from tests.support.renderer import render
+
 REPO = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("render_manifests", REPO / "scripts" / "render_manifests.py")
-render = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(render)
 
 HOW_TO_FIX = "run: .venv/bin/python scripts/render_manifests.py"
 EXAMPLES = REPO / "deploy" / "examples"

@@ -23,12 +23,10 @@ from cfs_operator.main import config_from_args
 from cfs_operator.main import parse_args as operator_args
 from cfs_reference.main import parse_settings as reference_settings
 from cfs_reference.nfs.in_cluster import PortPerMountTarget, parse_port_range
+from tests.support.renderer import render
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "deploy" / "images" / "Dockerfile"
-_spec = importlib.util.spec_from_file_location("render_manifests", REPO / "scripts" / "render_manifests.py")
-render = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(render)
 
 ALL_ON = {
     "reference": {"enabled": True},

@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from collections import defaultdict
 from pathlib import Path
@@ -27,11 +26,9 @@ import yaml
 
 from cfs_operator import handlers
 from cfs_operator.config import OperatorConfig
+from tests.support.renderer import render
 
 REPO = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("render_manifests", REPO / "scripts" / "render_manifests.py")
-render = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(render)
 
 READ = {"get", "list", "watch"}
 EVENTS = ({"list", "watch", "create", "update", "patch"}, "record events on the objects it works on")
@@ -51,8 +48,8 @@ SIDECAR_RULES = {
         ("storage.k8s.io", "csinodes", ()): (READ, "topology: the zones nodes report"),
         ("", "nodes", ()): (READ, "topology: node labels"),
         ("snapshot.storage.k8s.io", "volumesnapshots", ()): (
-            {"get", "list"},
-            "restore: the claim's dataSource",
+            READ,
+            "restore: the claim's dataSource (v6 watches them; the cluster lane showed it)",
         ),
         ("snapshot.storage.k8s.io", "volumesnapshotcontents", ()): (
             {"get", "list"},

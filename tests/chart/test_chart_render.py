@@ -10,7 +10,6 @@ ClusterKopfPeering against the openAPIV3Schema of the chart's own CRD.
 from __future__ import annotations
 
 import functools
-import importlib.util
 import json
 import re
 from pathlib import Path
@@ -24,21 +23,12 @@ from packaging.version import Version
 
 from cfs_csi.controller.servicer import CAPABILITIES as CONTROLLER_CAPABILITIES
 from cfs_csi.csipb import csi_pb2
+from tests.support.renderer import render
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "cfs-csi"
 
 
-def _load_render_script():
-    spec = importlib.util.spec_from_file_location(
-        "render_manifests", REPO / "scripts" / "render_manifests.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-render = _load_render_script()
 NAMESPACE = render.RELEASE_NAMESPACE
 
 VALUE_SETS = {
@@ -370,9 +360,9 @@ def test_controller_sidecars_ha_and_timeouts(rendered):
     controller = one(rendered["defaults"], "Deployment", "-controller")
     assert controller["spec"]["replicas"] == 2
     provisioner = _args(container(controller, "csi-provisioner"))
-    assert {"--extra-create-metadata", "--feature-gates=Topology=true", "--leader-election=true"} <= set(
-        provisioner
-    )
+    assert {"--extra-create-metadata", "--leader-election=true"} <= set(provisioner)
+    # Topology is GA (default on): setting the gate only logs that it will be removed.
+    assert not [arg for arg in provisioner if arg.startswith("--feature-gates")]
     # The driver answers CreateVolume (ABORTED while CFS is still creating) before the sidecar's
     # own call timeout expires.
     create_timeout = int(

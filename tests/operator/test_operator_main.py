@@ -2,7 +2,7 @@
 
 import pytest
 
-from cfs_operator.main import config_from_args, parse_args, peering_priority, split_address
+from cfs_operator.main import config_from_args, in_cluster_server, parse_args, peering_priority, split_address
 
 
 def test_defaults_and_flags():
@@ -57,3 +57,16 @@ def test_peering_priority_never_ties_unless_told():
     assert peering_priority(parse_args(["--peering", "p", "--peering-priority", "7"])) == 7
     drawn = {peering_priority(parse_args(["--peering", "p"])) for _ in range(20)}
     assert len(drawn) == 20 and all(1 <= p < 2**31 for p in drawn)
+
+
+@pytest.mark.parametrize(
+    ("environ", "server"),
+    [
+        ({"KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443"}, "https://10.96.0.1:443"),
+        ({"KUBERNETES_SERVICE_HOST": "fd00::1", "KUBERNETES_SERVICE_PORT": "6443"}, "https://[fd00::1]:6443"),
+        ({"KUBERNETES_SERVICE_HOST": "10.96.0.1"}, None),
+        ({}, None),
+    ],
+)
+def test_in_cluster_server_is_the_address_the_kubelet_hands_pods(environ, server):
+    assert in_cluster_server(environ) == server

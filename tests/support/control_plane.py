@@ -1,4 +1,6 @@
-"""A throwaway Kubernetes control plane on loopback: Debian's etcd and the real kube-apiserver.
+"""A throwaway Kubernetes control plane on loopback: Debian's etcd, the real kube-apiserver and,
+on request, kube-controller-manager (PV binder, garbage collector) and the snapshot CRDs with
+snapshot-controller, as a cluster's operator would have installed them.
 
 The binaries come from `$CFS_KUBE_BIN`, else `../shared/k8s` (unpacked once into the ignored
 `.cache/k8s` of this checkout), else PATH. `missing()` names what is absent in one line. The
@@ -24,6 +26,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED_K8S = REPO.parent / "shared" / "k8s"
+SNAPSHOT_CRDS = SHARED_K8S / "crds"
 UNPACKED = REPO / ".cache" / "k8s"
 ADMIN_TOKEN = "cfs-csi-test-admin"
 READY_TIMEOUT = 120.0
@@ -71,18 +74,21 @@ class ControlPlane:
     url: str
     kubeconfig: Path
     kubectl_binary: Path
+    binaries: Path
+    ca_file: Path
 
     def kubectl(
         self, *args: str, stdin: str | None = None, check: bool = True
     ) -> subprocess.CompletedProcess:
-        return subprocess.run(
+        done = subprocess.run(
             [str(self.kubectl_binary), "--kubeconfig", str(self.kubeconfig), *args],
             input=stdin,
             capture_output=True,
             text=True,
-            check=check,
             timeout=60,
         )
+        assert not check or done.returncode == 0, f"kubectl {' '.join(args)}: {done.stderr.strip()}"
+        return done
 
     def get(self, *args: str) -> dict[str, Any]:
         return json.loads(self.kubectl("get", *args, "-o", "json").stdout)
@@ -93,7 +99,7 @@ def _openssl(*args: str) -> None:
 
 
 @contextmanager
-def running_control_plane(work: Path) -> Iterator[ControlPlane]:
+def running_control_plane(work: Path, controllers: bool = False) -> Iterator[ControlPlane]:
     binaries = kube_bin()  # unpacks ../shared/k8s on first use
     assert binaries is not None and (binaries / "kube-apiserver").exists(), "no kube-apiserver to run"
     work.mkdir(parents=True, exist_ok=True)
@@ -120,7 +126,7 @@ def running_control_plane(work: Path) -> Iterator[ControlPlane]:
             f"--service-account-key-file={work / 'sa.pub'}",
             f"--service-account-signing-key-file={work / 'sa.key'}",
             "--service-cluster-ip-range=10.96.0.0/16", f"--token-auth-file={work / 'tokens.csv'}",
-            "--authorization-mode=RBAC", "--endpoint-reconciler-type=none",
+            "--authorization-mode=RBAC", "--endpoint-reconciler-type=none", "--allow-privileged=true",
         ])  # fmt: skip
         url = f"https://127.0.0.1:{api_port}"
         kubeconfig = work / "kubeconfig"
@@ -132,13 +138,26 @@ def running_control_plane(work: Path) -> Iterator[ControlPlane]:
             "contexts": [{"name": "test", "context": {"cluster": "test", "user": "admin",
                                                       "namespace": "default"}}],
         }))  # fmt: skip
-        plane = ControlPlane(url, kubeconfig, binaries / "kubectl")
+        plane = ControlPlane(url, kubeconfig, binaries / "kubectl", binaries, work / "serving.crt")
         deadline = time.monotonic() + READY_TIMEOUT
         while plane.kubectl("get", "--raw", "/readyz", check=False).stdout.strip() != "ok":
             for process, log in ((etcd, "etcd.log"), (apiserver, "apiserver.log")):
                 assert process.poll() is None, (work / log).read_text()[-3000:]
             assert time.monotonic() < deadline, (work / "apiserver.log").read_text()[-3000:]
             time.sleep(0.5)
+        if controllers:
+            _start(stack, work / "controller-manager.log", [
+                str(binaries / "kube-controller-manager"), f"--kubeconfig={kubeconfig}",
+                "--leader-elect=false", "--secure-port=0", "--controllers=*",
+                f"--service-account-private-key-file={work / 'sa.key'}",
+                f"--root-ca-file={work / 'serving.crt'}",
+            ])  # fmt: skip
+            plane.kubectl("apply", "--server-side", "-f", str(SNAPSHOT_CRDS))
+            plane.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
+            _start(stack, work / "snapshot-controller.log", [
+                str(binaries / "snapshot-controller"), f"--kubeconfig={kubeconfig}",
+                "--leader-election=false",
+            ])  # fmt: skip
         yield plane
 
 
