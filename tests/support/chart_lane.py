@@ -24,6 +24,7 @@ from tests.support.control_plane import ControlPlane
 from tests.support.pods import Programs, RunningPod, run_pod
 from tests.support.renderer import render
 
+REPO = Path(__file__).resolve().parents[2]
 DRIVER = "cfs.csi.tencentcloud.com"
 ZONE = "ap-shanghai-fsi-1"
 WAIT_SECONDS = 90.0
