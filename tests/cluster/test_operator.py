@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from tests.support.chart_lane import REPO, apply
+from tests.support.chart_lane import REPO, apply, claim
 from tests.support.cloud import cloud_client
 from tests.support.control_plane import missing
 
@@ -121,13 +121,7 @@ def test_a_permission_group_lives_its_whole_life_through_the_chart_operator(lane
 
 def test_a_snapshot_policy_follows_the_claims_its_selector_picks(lane):
     lane.plane.kubectl("label", "namespace", "default", "env=prod", "--overwrite")
-    claim = {
-        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
-        "metadata": {"name": "nightly", "namespace": "default", "labels": {"backup": "nightly"}},
-        "spec": {"accessModes": ["ReadWriteMany"], "storageClassName": "cfs",
-                 "resources": {"requests": {"storage": "1Gi"}}},
-    }  # fmt: skip
-    apply(lane.plane, [claim])
+    apply(lane.plane, [claim("nightly", "cfs", labels={"backup": "nightly"})])
     lane.wait_for(lambda: lane.phase("pvc", "nightly") == "Bound", "claim nightly Bound")
     pv = lane.get("pv", lane.get("pvc", "nightly", "-n", "default")["spec"]["volumeName"])
     file_system_id = pv["spec"]["csi"]["volumeAttributes"]["fileSystemId"]

@@ -8,20 +8,11 @@ from __future__ import annotations
 import pytest
 
 from cfs_csi.contract import TOPOLOGY_ZONE_KEY
-from tests.support.chart_lane import ZONE, apply
+from tests.support.chart_lane import ZONE, apply, claim
 from tests.support.control_plane import missing
 
 CLUSTER_MISSING = missing()
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(CLUSTER_MISSING is not None, reason=CLUSTER_MISSING or "")]
-
-
-def claim(name: str, storage_class: str, size: str = "1Gi", **spec) -> dict:
-    return {
-        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
-        "metadata": {"name": name, "namespace": "default"},
-        "spec": {"accessModes": ["ReadWriteMany"], "storageClassName": storage_class,
-                 "resources": {"requests": {"storage": size}}, **spec},
-    }  # fmt: skip
 
 
 def bound(lane, name: str) -> dict:

@@ -48,6 +48,18 @@ def lane_values(reference, **overrides: Any) -> dict[str, Any]:
     return values
 
 
+def claim(
+    name: str, storage_class: str, size: str = "1Gi", labels: dict[str, str] | None = None, **spec: Any
+) -> dict[str, Any]:
+    """A ReadWriteMany PersistentVolumeClaim in namespace default; `spec` adds fields."""
+    return {
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": name, "namespace": "default", "labels": labels or {}},
+        "spec": {"accessModes": ["ReadWriteMany"], "storageClassName": storage_class,
+                 "resources": {"requests": {"storage": size}}, **spec},
+    }  # fmt: skip
+
+
 def apply(plane: ControlPlane, objects: list[dict[str, Any]]) -> None:
     plane.kubectl("apply", "--server-side", "-f", "-", stdin=yaml.safe_dump_all(objects))
 
@@ -129,4 +141,4 @@ def add_nodes(plane: ControlPlane, names: list[str], zone: str = ZONE) -> None:
     apply(plane, objects)
 
 
-__all__ = ["Lane", "add_nodes", "apply", "eventually", "install", "lane_values", "workload"]
+__all__ = ["Lane", "add_nodes", "apply", "claim", "eventually", "install", "lane_values", "workload"]
