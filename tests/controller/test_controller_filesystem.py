@@ -1,6 +1,8 @@
 """Filesystem mode over real gRPC against the reference CFS service: every volume RPC's happy
 path, idempotency and each missing / invalid field with its exact status code."""
 
+from concurrent.futures import ThreadPoolExecutor
+
 import grpc
 import pytest
 
@@ -276,6 +278,18 @@ def test_managed_group_created_once_and_removed_with_last_volume(controller, ref
     # The group comes back for the next volume of the class.
     third = controller.create("pvc-g3", rules, volume_capabilities=[READ_ONLY_CAPABILITY])
     assert fs_of(reference, third.volume_id)["PGroup"]["Name"] == group["Name"]
+
+
+def test_concurrent_first_volumes_of_a_class_ensure_its_group_once(controller, reference):
+    rules = {"allowedClients": "10.40.0.0/16,10.41.0.1,10.42.0.0/24"}
+    with ThreadPoolExecutor(20) as pool:
+        volumes = list(pool.map(lambda i: controller.create(f"pvc-batch-{i}", rules), range(20)))
+    (group,) = managed_groups(reference)
+    assert {fs_of(reference, v.volume_id)["PGroup"]["PGroupId"] for v in volumes} == {group["PGroupId"]}
+    calls = reference.admin.calls()
+    assert calls["CreateCfsPGroup"]["count"] == 1
+    assert [code for _, code in calls["CreateCfsRule"]["calls"]] == ["OK"] * 3  # no DuplicatedRule races
+    assert calls["DescribeCfsPGroups"]["count"] == 1
 
 
 def test_group_deleted_by_another_controller_is_ensured_again(tmp_path, controller, reference):

@@ -31,18 +31,22 @@ WAIT_SECONDS = 90.0
 T = TypeVar("T")
 
 
-def lane_values(reference, **overrides: Any) -> dict[str, Any]:
-    """Chart values pointing the release at `reference`; `overrides` merge on top (one level)."""
+def lane_values(reference, fast_retries: bool = True, **overrides: Any) -> dict[str, Any]:
+    """Chart values pointing the release at `reference`; `overrides` merge on top (one level).
+    `fast_retries` shortens the controller's timeouts and retry backoff so the scenarios' failures
+    and failovers show within seconds; benchmarks keep the chart's own."""
     values: dict[str, Any] = {
         "cloud": {"endpoint": reference.url, "region": reference.region, "zone": ZONE},
         "credentials": {"secretId": reference.secret_id, "secretKey": reference.secret_key},
-        "controller": {"replicas": 2, "createTimeout": 20, "provisionerTimeout": "30s",
-                       "retryIntervalStart": "1s", "retryIntervalMax": "5s"},
+        "controller": {"replicas": 2},
         "operator": {"driftInterval": 2},
         # The lane serves snapshot.storage.k8s.io/v1 (tests/support/control_plane.py); offline
         # rendering cannot ask, so say so.
         "volumeSnapshotClass": {"enabled": True},
-    }  # fmt: skip
+    }
+    if fast_retries:
+        values["controller"].update(createTimeout=20, provisionerTimeout="30s", retryIntervalStart="1s",
+                                    retryIntervalMax="5s")  # fmt: skip
     for key, value in overrides.items():
         values[key] = {**values.get(key, {}), **value} if isinstance(value, dict) else value
     return values

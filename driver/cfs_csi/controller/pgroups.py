@@ -46,19 +46,25 @@ class ManagedGroups:
 
     def __init__(self) -> None:
         self._verified: dict[str, str] = {}  # group name -> PGroupId
+        self._flights: dict[str, threading.Lock] = {}  # group name -> held while one caller ensures it
         self._guard = threading.Lock()
 
     def ensure(self, client: CfsClient, rules: tuple[AccessRule, ...]) -> str:
+        """Single flight per rule set: a batch of claims of one class makes one find/create and
+        one rule per client, not one race per claim; the others wait for that result."""
         name = managed_group_name(rules)
         with self._guard:
-            known = self._verified.get(name)
-        if known:
-            return known
-        group_id = self._find(client, name) or self._create(client, name, rules)
-        self._ensure_rules(client, group_id, rules)
-        with self._guard:
-            self._verified[name] = group_id
-        return group_id
+            flight = self._flights.setdefault(name, threading.Lock())
+        with flight:
+            with self._guard:
+                known = self._verified.get(name)
+            if known:
+                return known
+            group_id = self._find(client, name) or self._create(client, name, rules)
+            self._ensure_rules(client, group_id, rules)
+            with self._guard:
+                self._verified[name] = group_id
+            return group_id
 
     def forget(self, group_id: str) -> None:
         with self._guard:
