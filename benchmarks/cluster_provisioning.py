@@ -25,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
 
+from benchmarks.provision import percentile
 from tests.support.chart_lane import Lane, add_nodes, claim, install, lane_values
 from tests.support.control_plane import missing, running_control_plane
 from tests.support.pods import Programs
@@ -35,11 +36,6 @@ CREATE_LIMIT = 10.0  # CreateCfsFileSystem calls per second
 GOAL_EXCESS = 1.0  # seconds above the floor, at p95
 POLL = 0.1
 CREATORS = 20  # concurrent claim POSTs
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
 
 
 def create_claims(lane: Lane, names: list[str]) -> dict[str, float]:

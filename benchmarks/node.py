@@ -14,6 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.provision import percentile
 from tests.node.test_node_harness import running_node
 
 SERVER = "127.0.0.1"
@@ -24,11 +25,6 @@ def timed(call) -> float:
     start = time.perf_counter()
     call()
     return (time.perf_counter() - start) * 1000
-
-
-def percentile(samples: list[float], fraction: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 def main() -> None:
