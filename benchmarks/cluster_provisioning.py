@@ -26,9 +26,8 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from benchmarks.provision import percentile
-from tests.support.chart_lane import Lane, add_nodes, claim, install, lane_values
+from tests.support.chart_lane import Lane, claim, lane_values, running_lane
 from tests.support.control_plane import missing, running_control_plane
-from tests.support.pods import Programs
 from tests.support.reference import running_reference
 
 CREATE_DELAY = 2.0
@@ -127,10 +126,9 @@ def main() -> int:
         work = Path(tmp)
         plane = stack.enter_context(running_control_plane(work / "plane", controllers=True))
         ref = stack.enter_context(running_reference(work / "reference", create_delay=CREATE_DELAY, nfs="off"))
-        objects = install(plane, lane_values(ref, fast_retries=False, controller={"replicas": 1}))
-        add_nodes(plane, ["node-a"])
-        lane = Lane(plane, ref, objects, work / "pods", stack, Programs.for_lane(plane.binaries))
-        lane.start_pod("controller", "cfs-csi-controller-0")
+        values = lane_values(ref, fast_retries=False, controller={"replicas": 1})
+        pods = {"cfs-csi-controller-0": "controller"}
+        lane = stack.enter_context(running_lane(plane, ref, values, work / "pods", ["node-a"], pods))
         results = [run(lane, count, round_no) for round_no, count in enumerate(args.claims)]
     return 0 if all(results) else 1
 

@@ -11,20 +11,13 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
-from benchmarks.provision import percentile
+from benchmarks.provision import percentile, timed
 from tests.node.test_node_harness import running_node
 
 SERVER = "127.0.0.1"
 TARGETS_MS = {"NodePublishVolume p50": 10.0, "NodeUnpublishVolume p50": 10.0, "NodeGetVolumeStats p50": 2.0}
-
-
-def timed(call) -> float:
-    start = time.perf_counter()
-    call()
-    return (time.perf_counter() - start) * 1000
 
 
 def main() -> None:
@@ -42,9 +35,9 @@ def main() -> None:
             context = {"server": SERVER, "path": "/", "vers": "4"}
             for volume_id, staging, _ in volumes:
                 node.stage(volume_id, staging, context)
-            publish = [timed(lambda v=v: node.publish(v[0], v[1], v[2])) for v in volumes]
-            stats = [timed(lambda v=v: node.stats(v[0], v[2])) for v in volumes]
-            unpublish = [timed(lambda v=v: node.unpublish(v[0], v[2])) for v in volumes]
+            publish = [1000 * timed(lambda v=v: node.publish(v[0], v[1], v[2])) for v in volumes]
+            stats = [1000 * timed(lambda v=v: node.stats(v[0], v[2])) for v in volumes]
+            unpublish = [1000 * timed(lambda v=v: node.unpublish(v[0], v[2])) for v in volumes]
             for volume_id, staging, _ in volumes:
                 node.unstage(volume_id, staging)
 

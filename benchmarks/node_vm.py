@@ -17,15 +17,11 @@ import tempfile
 from pathlib import Path
 
 from cfs_demo.guest import Guest, missing
-from tests.support.vm_node import Plan, nfs_host, run_plan
+from tests.support.vm_node import Plan, capability, nfs_host, run_plan
 
 KUBELET = "/var/lib/kubelet"
 VENDOR_V4_OPTIONS = "vers=4.0,noresvport,hard,timeo=600,retrans=2"
 RATIO_GOAL = 1.1
-
-
-def capability() -> dict[str, object]:
-    return {"mount": {}, "access_mode": {"mode": "MULTI_NODE_MULTI_WRITER"}}
 
 
 def build_plan(volume_id: str, context: dict[str, str], rounds: int, publishes: int) -> Plan:

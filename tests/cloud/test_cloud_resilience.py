@@ -13,6 +13,7 @@ from prometheus_client import REGISTRY
 from cfs_cloud import CallTimeout, CfsInternalError, CfsNetworkError
 from cfs_cloud.limits import DOCUMENTED_RATE_LIMITS
 from tests.support.cloud import cloud_client as client_for
+from tests.support.local import eventually
 
 
 def fs_params(reference, name):
@@ -28,15 +29,6 @@ def fs_params(reference, name):
 
 def call_log(reference, action):
     return reference.admin.calls().get(action, {}).get("calls", [])
-
-
-def eventually(probe, timeout=10.0):
-    """The first truthy value of `probe()` (the reference logs a call when it finishes)."""
-    deadline = time.monotonic() + timeout
-    while not (value := probe()):
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.05)
-    return value
 
 
 # The limiter spaces *sends* at 95 % of the limit (unit-tested exactly in test_cloud_limits);

@@ -7,14 +7,12 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections.abc import Iterator
-from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
-from tests.support.chart_lane import Lane, add_nodes, install, lane_values
+from tests.support.chart_lane import Lane, lane_values, running_lane
 from tests.support.control_plane import ControlPlane, running_control_plane
-from tests.support.pods import Programs
 from tests.support.reference import running_reference
 
 # Reference create delay of the scenarios: long enough that CreateVolume really waits.
@@ -44,11 +42,7 @@ def lane_reference(short_dir):
 @pytest.fixture(scope="module")
 def lane(control_plane, lane_reference, short_dir) -> Iterator[Lane]:
     """The chart installed; one controller pod and the operator pod running."""
-    objects = install(control_plane, lane_values(lane_reference))
-    add_nodes(control_plane, ["node-a", "node-b"])
-    with ExitStack() as stack:
-        running = Lane(control_plane, lane_reference, objects, short_dir / "pods", stack,
-                       Programs.for_lane(control_plane.binaries))  # fmt: skip
-        running.start_pod("controller", "cfs-csi-controller-0")
-        running.start_pod("operator", "cfs-csi-operator-0")
+    pods = {"cfs-csi-controller-0": "controller", "cfs-csi-operator-0": "operator"}
+    with running_lane(control_plane, lane_reference, lane_values(lane_reference), short_dir / "pods",
+                      ["node-a", "node-b"], pods) as running:  # fmt: skip
         yield running

@@ -4,8 +4,6 @@ finishes the claim with the same, idempotent request: one file system, no duplic
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from tests.support.chart_lane import apply, claim
@@ -19,10 +17,8 @@ SLOW_CREATE = 6.0
 
 
 def holder(lane, lease: str) -> str | None:
-    found = lane.plane.kubectl("get", "lease", lease, "-n", lane.namespace, "-o", "json", check=False)
-    if found.returncode != 0:
-        return None
-    return json.loads(found.stdout)["spec"].get("holderIdentity")
+    found = lane.plane.find("lease", lease, "-n", lane.namespace)
+    return found["spec"].get("holderIdentity") if found else None
 
 
 def test_the_standby_replica_finishes_what_the_killed_leader_started(lane):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from cfs_csi.contract import TOPOLOGY_ZONE_KEY
+from tests.support import csi
 from tests.support.chart_lane import ZONE, apply, claim
 from tests.support.control_plane import missing
 
@@ -23,7 +24,7 @@ def bound(lane, name: str) -> dict:
 
 
 def file_systems(lane) -> dict[str, dict]:
-    return {fs["FileSystemId"]: fs for fs in lane.reference.admin.state()["FileSystems"]}
+    return {fs["FileSystemId"]: fs for fs in csi.file_systems(lane.reference)}
 
 
 def fs_id(pv: dict) -> str:
@@ -108,7 +109,7 @@ def test_reclaim_delete_removes_the_file_system_and_its_managed_group(lane):
     group = file_systems(lane)[file_system_id]["PGroup"]["PGroupId"]
     lane.plane.kubectl("delete", "pvc", "short-lived", "-n", "default", "--wait=false")
     lane.wait_for(
-        lambda: lane.plane.kubectl("get", "pv", pv["metadata"]["name"], check=False).returncode != 0,
+        lambda: lane.plane.find("pv", pv["metadata"]["name"]) is None,
         f"PV {pv['metadata']['name']} deleted",
     )
     assert file_system_id not in file_systems(lane)

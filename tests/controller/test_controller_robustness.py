@@ -14,8 +14,8 @@ from tests.support.csi import (
     file_systems,
     managed_groups,
     serving_controller,
-    wait_for,
 )
+from tests.support.local import eventually
 
 MANAGED_RULES = {"allowedClients": "10.20.0.0/16"}
 HOLD_MS = 2000  # the reference holds the call this long before carrying it out
@@ -46,7 +46,7 @@ def test_two_concurrent_creates_with_one_name_make_one_file_system(tmp_path, ref
     with serving_controller(tmp_path, reference) as controller:
         request = create_request("pvc-race", MANAGED_RULES)
         first = controller.stub.CreateVolume.future(request)
-        wait_for(lambda: controller.servicer.locks.is_held("pvc-race"), what="first call in flight")
+        eventually(lambda: controller.servicer.locks.is_held("pvc-race"), what="first call in flight")
         with pytest.raises(grpc.RpcError) as err:
             controller.stub.CreateVolume(request)
         assert err.value.code() == grpc.StatusCode.ABORTED
@@ -60,14 +60,14 @@ def test_crash_after_create_was_sent_then_retry_finds_exactly_one(tmp_path, refe
         reference.admin.set_faults([], latency={"CreateCfsFileSystem": HOLD_MS})
         pending = driver.controller.stub.CreateVolume.future(create_request("pvc-crash", MANAGED_RULES))
         # The managed group's rule is the last call before CreateCfsFileSystem.
-        wait_for(lambda: call_count(reference, "CreateCfsRule") == 1, what="the group's rule")
+        eventually(lambda: call_count(reference, "CreateCfsRule") == 1, what="the group's rule")
         time.sleep(0.3)
         assert file_systems(reference) == []  # sent, held, not answered
         driver.kill()
         with pytest.raises(grpc.RpcError):
             pending.result()
         # The held request is carried out although its caller is gone.
-        wait_for(lambda: len(file_systems(reference)) == 1, what="the held create to land")
+        eventually(lambda: len(file_systems(reference)) == 1, what="the held create to land")
         driver.start()
         volume = retry_like_provisioner(lambda: driver.controller.create("pvc-crash", MANAGED_RULES))
         assert [fs["FileSystemId"] for fs in file_systems(reference)] == [volume.volume_id.split(":")[1]]
@@ -103,14 +103,14 @@ def test_crash_after_delete_was_sent_then_retry_cleans_up(tmp_path, reference):
         pending = driver.controller.stub.DeleteVolume.future(
             csi_pb2.DeleteVolumeRequest(volume_id=volume.volume_id)
         )
-        wait_for(lambda: call_count(reference, "DescribeCfsFileSystems") >= 1, what="the delete's lookup")
+        eventually(lambda: call_count(reference, "DescribeCfsFileSystems") >= 1, what="the delete's lookup")
         time.sleep(0.3)
         driver.kill()
         with pytest.raises(grpc.RpcError):
             pending.result()
         driver.start()
         retry_like_provisioner(lambda: driver.controller.delete(volume.volume_id))
-        wait_for(lambda: not file_systems(reference), what="file system deleted")
+        eventually(lambda: not file_systems(reference), what="file system deleted")
         retry_like_provisioner(lambda: driver.controller.delete(volume.volume_id))
         assert managed_groups(reference) == []
         assert "Traceback" not in driver.log()

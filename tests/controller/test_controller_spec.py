@@ -22,9 +22,9 @@ from tests.support.csi import (
     rpc_error,
     serving_controller,
     snapshot_request,
-    wait_for,
     wait_ready,
 )
+from tests.support.local import eventually
 
 TOPOLOGY_KEY = "topology.cfs.csi.tencentcloud.com/zone"
 OTHER_ZONE = "ap-shanghai-fsi-2"
@@ -144,7 +144,7 @@ def test_volume_smaller_than_its_source_is_out_of_range(controller, reference):
     # A sparse file: 1 GiB + 1 MiB of used space (SizeByte) without writing it.
     with open(Path(fs_of(reference, source.volume_id)["DataDir"]) / "big.bin", "wb") as big:
         big.truncate(GIB + (1 << 20))
-    wait_for(lambda: fs_of(reference, source.volume_id)["SizeByte"] > GIB, what="SizeByte")
+    eventually(lambda: fs_of(reference, source.volume_id)["SizeByte"] > GIB, what="SizeByte")
     err = rpc_error(
         controller.stub.CreateVolume,
         create_request("pvc-small-clone", gib=1, volume_content_source=from_volume(source.volume_id)),
@@ -218,7 +218,7 @@ def test_failed_snapshot_is_an_error_and_is_cleaned_up(controller, reference):
     reference.admin.set_faults([], create_failed_rate=1.0)
     first = controller.stub.CreateSnapshot(snapshot_request("snap-doomed", source.volume_id)).snapshot
     assert not first.ready_to_use
-    wait_for(
+    eventually(
         lambda: reference.admin.state()["Snapshots"][0]["Status"] == "create-failed",
         what="the snapshot to fail",
     )

@@ -20,6 +20,7 @@ from cfs_csi.csipb import csi_pb2, csi_pb2_grpc
 from cfs_csi.identity import IdentityServicer
 from cfs_csi.metrics import MetricsEndpoint
 from cfs_csi.server import CsiServer, Service
+from tests.support.local import free_port
 
 SECRET_KEY = "s3cr3t-KEY-never-logged"
 CAPABILITY = csi_pb2.VolumeCapability(
@@ -294,12 +295,6 @@ def test_driver_process_bad_flag_exits_2_naming_the_flag():
     )
     assert result.returncode == 2
     assert "cfs-csi-driver: error: --mode: 'both' is not one of controller, node, all" in result.stderr
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_node_mode_process_serves_without_credentials_and_exits_0_on_sigterm(tmp_path):

@@ -6,13 +6,11 @@ so data written through the pod's bind mount lands in the file system, is snapsh
 read back through a second volume restored from the snapshot.
 """
 
-from pathlib import Path
-
 import pytest
 from test_node_harness import running_node, wait_until
 
 from cfs_csi.csipb import csi_pb2
-from tests.support.csi import serving_controller
+from tests.support.csi import data_dir, serving_controller
 
 V4_OPTIONS = "vers=4.0,noresvport,hard,timeo=600,retrans=2"
 V3_OPTIONS = "vers=3,nolock,proto=tcp,noresvport,hard,timeo=600,retrans=2"
@@ -24,19 +22,11 @@ def controller(tmp_path, reference):
         yield running
 
 
-def data_dir(reference, volume: csi_pb2.Volume) -> Path:
-    fs_id = volume.volume_context["fileSystemId"]
-    return Path(
-        next(fs["DataDir"] for fs in reference.admin.state()["FileSystems"] if fs["FileSystemId"] == fs_id)
-    )
-
-
 def test_write_snapshot_restore_read_through_node_mounts(tmp_path, reference, controller):
     volume = controller.create("pvc-app-data", gib=10)
     server = volume.volume_context["server"]
-    with running_node(
-        tmp_path / "node", exports={f"{server}:/": data_dir(reference, volume)}, servers=["0.0.0.0"]
-    ) as node:
+    volume_dir = data_dir(reference, volume.volume_context["fileSystemId"])
+    with running_node(tmp_path / "node", exports={f"{server}:/": volume_dir}, servers=["0.0.0.0"]) as node:
         staging, target = tmp_path / "staging-1", tmp_path / "pod-1"
         node.stage(volume.volume_id, staging, dict(volume.volume_context))
         assert node.mount_commands()[-1] == [
@@ -51,7 +41,7 @@ def test_write_snapshot_restore_read_through_node_mounts(tmp_path, reference, co
         node.publish(volume.volume_id, staging, target, context=dict(volume.volume_context))
         written = node.inside("sh", "-c", f"echo 'order 42' > {target}/orders.txt")
         assert written.returncode == 0, written.stderr
-        assert (data_dir(reference, volume) / "orders.txt").read_text() == "order 42\n"
+        assert (volume_dir / "orders.txt").read_text() == "order 42\n"
 
         snapshot_request = csi_pb2.CreateSnapshotRequest(
             name="snap-app-data", source_volume_id=volume.volume_id
@@ -69,7 +59,7 @@ def test_write_snapshot_restore_read_through_node_mounts(tmp_path, reference, co
         )
         restored_server = restored.volume_context["server"]
         assert restored_server != server  # its own mount target
-        node.add_export(f"{restored_server}:/", data_dir(reference, restored))
+        node.add_export(f"{restored_server}:/", data_dir(reference, restored.volume_context["fileSystemId"]))
         staging2, target2 = tmp_path / "staging-2", tmp_path / "pod-2"
         node.stage(restored.volume_id, staging2, dict(restored.volume_context))
         node.publish(
@@ -93,9 +83,8 @@ def test_nfsv3_volume_mounts_the_fsid_export(tmp_path, reference, controller):
     context = dict(volume.volume_context)
     assert context["vers"] == "3" and context["fsid"]
     source = f"{context['server']}:/{context['fsid']}"
-    with running_node(
-        tmp_path / "node", exports={source: data_dir(reference, volume)}, servers=["0.0.0.0"]
-    ) as node:
+    volume_dir = data_dir(reference, context["fileSystemId"])
+    with running_node(tmp_path / "node", exports={source: volume_dir}, servers=["0.0.0.0"]) as node:
         staging = tmp_path / "staging"
         node.stage(volume.volume_id, staging, context)
         assert node.mount_commands() == [

@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -25,6 +24,7 @@ from tests.support.kube import (
     Cluster,
     condition_is,
 )
+from tests.support.local import free_port
 
 STARTUP_TIMEOUT = 30.0
 PEERING = "cfs-operator"
@@ -32,12 +32,6 @@ PEERING_RESOURCE = "kopf.dev/v1/clusterkopfpeerings"
 CHANGE_RECONCILED = (
     'cfs_operator_reconciles_total{kind="CfsPermissionGroup",result="ok",trigger="change"} 1.0'
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 async def get_text(url: str) -> tuple[int, str] | None:

@@ -15,6 +15,7 @@ Service's targetPort points. Each test runs in a private network namespace.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import os
 import shutil
@@ -23,8 +24,7 @@ import ssl
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +46,7 @@ from cfs_reference.nfs import (
 from cfs_reference.nfs.in_cluster import PortPerMountTarget
 from cfs_reference.nfs.kube_api import KubeApi
 from cfs_reference.nfs.kube_services import OWNER_LABEL
+from tests.support.local import eventually, free_port
 from tests.support.netns import private_network
 from tests.support.reference import call, running_reference, sdk_client
 
@@ -69,6 +70,7 @@ SELECTOR = "app.kubernetes.io/name=cfs-csi,app.kubernetes.io/component=reference
 SELECTOR_LABELS = {"app.kubernetes.io/name": "cfs-csi", "app.kubernetes.io/component": "reference"}
 SERVICES = kmock.resource("v1/services")
 COMMAND_TIMEOUT = 30
+wait_until = functools.partial(eventually, timeout=COMMAND_TIMEOUT)
 
 
 class ServiceApiServer(kmock.KubernetesEmulator):
@@ -403,9 +405,7 @@ def test_a_refused_cluster_ip_is_reported_at_reservation(cluster, tmp_path):
 
 def test_an_unreachable_api_server_is_not_a_refusal(cluster, tmp_path, monkeypatch):
     """The backend then lets the creation go on, and apply() creates the Service later."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        closed_port = probe.getsockname()[1]
+    closed_port = free_port()
     monkeypatch.setenv("KUBERNETES_SERVICE_PORT", str(closed_port))
     with data_plane(cluster, tmp_path / "state") as plane:
         with pytest.raises(DataPlaneError, match="Kubernetes API unreachable") as error:
@@ -476,14 +476,6 @@ def create_file_system(client: Any, ref: Any, name: str) -> str:
         SubnetId="subnet-test",
         FsName=name,
     )["FileSystemId"]
-
-
-def wait_until(predicate: Callable[[], Any], what: str) -> Any:
-    deadline = time.monotonic() + COMMAND_TIMEOUT
-    while not (value := predicate()):
-        assert time.monotonic() < deadline, f"{what}: not reached in {COMMAND_TIMEOUT}s"
-        time.sleep(0.05)
-    return value
 
 
 def life_cycle_state(client: Any, file_system_id: str) -> str:

@@ -10,13 +10,13 @@ addresses and port 2049 belong to this test alone; the official SDK drives the A
 from __future__ import annotations
 
 import shutil
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
 
 from cfs_reference.nfs import GaneshaDataPlane
+from tests.support import local
 from tests.support.netns import NfsClient, nfs_url, private_network
 from tests.support.reference import call, running_reference, sdk_client
 
@@ -37,13 +37,9 @@ VPC = {"NetInterface": "VPC", "VpcId": "vpc-1a2b3c4d", "SubnetId": "subnet-1a2b3
 FILES = {f"part-{n}.txt": f"{n}" * 3000 for n in range(8)}
 
 
-def eventually(check: Callable[[], object], what: str, timeout: float = 30.0):
+def eventually(check: Callable[[], object], what: str):
     """The service applies exports and sizes asynchronously: poll until check() is truthy."""
-    deadline = time.monotonic() + timeout
-    while not (result := check()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-    return result
+    return local.eventually(check, what, timeout=30.0, interval=0.1)
 
 
 def create_file_system(api, name: str, group: str, **extra) -> dict:

@@ -7,11 +7,11 @@ from __future__ import annotations
 import random
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
+from tests.support.local import eventually
 from tests.support.reference import call, running_reference, sdk_client
 
 pytestmark = [
@@ -27,15 +27,6 @@ def nfs_cat(ip: str, name: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         ["nfs-cat", f"nfs://{ip}//{name}?version=4"], capture_output=True, text=True, timeout=30
     )
-
-
-def eventually(check, timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(0.1)
 
 
 def file_system(ref, fs_id: str) -> dict:

@@ -9,10 +9,8 @@ registrar's work) are created for fake nodes with the driver's topology key.
 
 from __future__ import annotations
 
-import json
-import time
-from collections.abc import Callable
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,6 +19,7 @@ import yaml
 
 from cfs_csi.contract import TOPOLOGY_ZONE_KEY
 from tests.support.control_plane import ControlPlane
+from tests.support.local import eventually
 from tests.support.pods import Programs, RunningPod, run_pod
 from tests.support.renderer import render
 
@@ -75,15 +74,6 @@ def workload(objects: list[dict[str, Any]], kind: str, component: str) -> dict[s
     )  # fmt: skip
 
 
-def eventually(check: Callable[[], T | None], what: Callable[[], str], timeout: float = WAIT_SECONDS) -> T:
-    """check()'s first truthy result; on timeout the assertion says what() (e.g. with logs)."""
-    deadline = time.monotonic() + timeout
-    while not (result := check()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what()}"
-        time.sleep(0.2)
-    return result
-
-
 @dataclass
 class Lane:
     plane: ControlPlane
@@ -115,11 +105,11 @@ class Lane:
         return self.plane.get("events", "-n", namespace, "--field-selector", selector)["items"]
 
     def wait_for(self, check: Callable[[], T | None], what: str, timeout: float = WAIT_SECONDS) -> T:
-        return eventually(check, lambda: f"{what}\n{self.logs()}", timeout)
+        return eventually(check, lambda: f"{what}\n{self.logs()}", timeout, interval=0.2)
 
     def phase(self, kind: str, name: str, namespace: str = "default") -> str | None:
-        found = self.plane.kubectl("get", kind, name, "-n", namespace, "-o", "json", check=False)
-        return json.loads(found.stdout).get("status", {}).get("phase") if found.returncode == 0 else None
+        found = self.plane.find(kind, name, *(["-n", namespace] if namespace else []))
+        return found.get("status", {}).get("phase") if found else None
 
 
 def install(plane: ControlPlane, values: dict[str, Any]) -> list[dict[str, Any]]:
@@ -145,4 +135,24 @@ def add_nodes(plane: ControlPlane, names: list[str], zone: str = ZONE) -> None:
     apply(plane, objects)
 
 
-__all__ = ["Lane", "add_nodes", "apply", "claim", "eventually", "install", "lane_values", "workload"]
+__all__ = ["Lane", "add_nodes", "apply", "claim", "running_lane", "install", "lane_values", "workload"]
+
+
+@contextmanager
+def running_lane(
+    plane: ControlPlane,
+    reference: Any,
+    values: dict[str, Any],
+    work: Path,
+    nodes: list[str],
+    pods: dict[str, str],
+) -> Iterator[Lane]:
+    """The chart installed with `values`, Node objects for `nodes`, and the pods named in `pods`
+    (pod name -> the chart component whose Deployment it runs); all stopped on exit."""
+    objects = install(plane, values)
+    add_nodes(plane, nodes)
+    with ExitStack() as stack:
+        lane = Lane(plane, reference, objects, work, stack, Programs.for_lane(plane.binaries))
+        for name, component in pods.items():
+            lane.start_pod(component, name)
+        yield lane

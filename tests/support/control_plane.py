@@ -10,10 +10,10 @@ service-account tokens; the admin logs in with a static token of group system:ma
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
-import socket
 import ssl
 import subprocess
 import time
@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from tests.support.local import free_port, stop_process
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED_K8S = REPO.parent / "shared" / "k8s"
@@ -64,13 +66,6 @@ def missing() -> str | None:
     )
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @dataclass
 class ControlPlane:
     url: str
@@ -93,7 +88,22 @@ class ControlPlane:
         return done
 
     def get(self, *args: str) -> dict[str, Any]:
-        return json.loads(self.kubectl("get", *args, "-o", "json").stdout)
+        found = self.find(*args)
+        assert found is not None, f"kubectl get {' '.join(args)}: not found"
+        return found
+
+    def find(self, *args: str) -> dict[str, Any] | None:
+        """`kubectl get ARGS` as JSON, or None when the object does not exist."""
+        done = self.kubectl("get", *args, "-o", "json", check=False)
+        if done.returncode == 0:
+            result: dict[str, Any] = json.loads(done.stdout)
+            return result
+        assert "NotFound" in done.stderr, f"kubectl get {' '.join(args)}: {done.stderr.strip()}"
+        return None
+
+    @functools.cached_property
+    def _tls(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.ca_file))
 
     def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         """One API call as the admin, without kubectl's start-up and discovery (benchmarks)."""
@@ -101,8 +111,7 @@ class ControlPlane:
             self.url + path, method=method, data=json.dumps(body).encode() if body is not None else None,
             headers={"Authorization": f"Bearer {ADMIN_TOKEN}", "Content-Type": "application/json"},
         )  # fmt: skip
-        context = ssl.create_default_context(cafile=str(self.ca_file))
-        with urllib.request.urlopen(request, context=context, timeout=30) as reply:
+        with urllib.request.urlopen(request, context=self._tls, timeout=30) as reply:
             result: dict[str, Any] = json.loads(reply.read())
             return result
 
@@ -180,14 +189,5 @@ def running_control_plane(work: Path, controllers: bool = False) -> Iterator[Con
 def _start(stack: ExitStack, log: Path, argv: list[str]) -> subprocess.Popen:
     with open(log, "wb") as out:
         process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    stack.callback(_stop, process)
+    stack.callback(stop_process, process)
     return process
-
-
-def _stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()

@@ -89,14 +89,6 @@ class Controller:
         self.stub.DeleteVolume(csi_pb2.DeleteVolumeRequest(volume_id=volume_id))
 
 
-def wait_for(condition, timeout: float = 15.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
 def snapshot_request(name: str, source: str, **fields) -> csi_pb2.CreateSnapshotRequest:
     return csi_pb2.CreateSnapshotRequest(name=name, source_volume_id=source, **fields)
 
@@ -121,6 +113,11 @@ def rpc_error(call, request) -> grpc.RpcError:
 def file_systems(ref) -> list[dict]:
     """FileSystemInfo (+ MountInfo, DataDir) of every file system of the reference service."""
     return ref.admin.state()["FileSystems"]
+
+
+def data_dir(ref, file_system_id: str) -> Path:
+    """The directory the reference service keeps a file system's data in."""
+    return Path(next(fs["DataDir"] for fs in file_systems(ref) if fs["FileSystemId"] == file_system_id))
 
 
 def fs_of(ref, volume_id: str) -> dict:

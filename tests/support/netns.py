@@ -25,6 +25,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.support.local import stop_process
+
 CLONE_NEWNET = 0x40000000
 FIRST_CLIENT_UID = 42000
 FIRST_CLIENT_TABLE = 420
@@ -145,5 +147,4 @@ def private_rpcbind(timeout: float = 10.0) -> Iterator[None]:
                 time.sleep(0.02)
         yield
     finally:
-        process.terminate()
-        process.wait(10)
+        stop_process(process, 10)

@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.support.control_plane import ControlPlane, free_port
+from tests.support.control_plane import ControlPlane
+from tests.support.local import free_port, stop_process
 
 SERVICE_ACCOUNT_DIR = "/run/secrets/kubernetes.io/serviceaccount"
 # In the pod's private mount namespace: hide the host's /run, then mount the token where
@@ -96,15 +97,11 @@ class RunningPod:
             process.wait(30)
 
     def stop(self) -> None:
-        for process in self.processes.values():
+        for process in self.processes.values():  # all at once, as the kubelet does
             if process.poll() is None:
                 process.terminate()
         for process in self.processes.values():
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_process(process, 30)
 
 
 def run_pod(
@@ -134,8 +131,7 @@ def run_pod(
               "status.podIP": "127.0.0.1", "status.hostIP": "127.0.0.1"}  # fmt: skip
     stack.callback(pod.stop)
     for container in spec["containers"]:
-        mounts = {m["mountPath"]: volumes[m["name"]] / m.get("subPath", "") for m in _mounts(container)}
-        local = _localizer(mounts, pod.ports)
+        local = _localizer(container, volumes, pod.ports)
         env = {
             "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
             "HOME": str(pod.directory),
@@ -156,12 +152,15 @@ def run_pod(
     return pod
 
 
-def _mounts(container: dict[str, Any]) -> list[dict[str, Any]]:
-    return container.get("volumeMounts", [])
-
-
-def _localizer(mounts: dict[str, Path], ports: dict[int, int]) -> Callable[[str], str]:
-    """Rewrites mount paths (at path boundaries, in one pass) and `=PORT`/`:PORT` in a value."""
+def _localizer(
+    container: dict[str, Any], volumes: dict[str, Path], ports: dict[int, int]
+) -> Callable[[str], str]:
+    """Rewrites the container's mount paths (at path boundaries, in one pass) to their volumes'
+    local directories, and `=PORT`/`:PORT` to the host ports, in a value."""
+    mounts = {
+        mount["mountPath"]: volumes[mount["name"]] / mount.get("subPath", "")
+        for mount in container.get("volumeMounts", [])
+    }
     by_length = sorted(mounts, key=len, reverse=True)
     paths = re.compile(rf"(?<![\w.-])({'|'.join(map(re.escape, by_length))})(?=/|$)") if mounts else None
 

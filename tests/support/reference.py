@@ -23,6 +23,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from tests.support.local import stop_process
+
 START_TIMEOUT_SECONDS = 20.0
 STOP_TIMEOUT_SECONDS = 10.0
 DEFAULT_REGION = "ap-shanghai-fsi"
@@ -169,12 +171,8 @@ class RunningReference:
         self.start()
 
     def stop(self) -> None:
-        if self._process and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=STOP_TIMEOUT_SECONDS)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        if self._process:
+            stop_process(self._process, STOP_TIMEOUT_SECONDS)
 
 
 @contextmanager

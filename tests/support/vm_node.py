@@ -100,3 +100,9 @@ def run_plan(
         run.log,
         plugin_log.read_text(errors="replace") if plugin_log.exists() else "",
     )
+
+
+def capability(read_only: bool = False) -> dict[str, Any]:
+    """A mount capability in a plan's JSON: ReadWriteMany, or ReadOnlyMany."""
+    mode = "MULTI_NODE_READER_ONLY" if read_only else "MULTI_NODE_MULTI_WRITER"
+    return {"mount": {}, "access_mode": {"mode": mode}}

@@ -29,10 +29,11 @@ from cfs_demo.guest import Guest, missing
 from tests.support.csi import (
     MOUNT_CAPABILITY,
     READ_ONLY_CAPABILITY,
+    data_dir,
     wait_ready,
 )
 from tests.support.reference import call, sdk_client
-from tests.support.vm_node import Plan, nfs_host, run_plan
+from tests.support.vm_node import Plan, capability, nfs_host, run_plan
 
 GANESHA = shutil.which("ganesha.nfsd")
 VM_MISSING = missing()
@@ -55,11 +56,6 @@ NOBODY = 65534
 LISTED_CLIENTS = ("fs-v4", "fs-v3")  # volumes whose client list the host reads mid-run
 CLIENT_LIST_TIMEOUT = 30.0  # a client's connection may outlive its unmount for a moment
 MOUNT_TIMEOUT = 10  # the plugin's bound on every mount, umount and statvfs
-
-
-def capability(read_only: bool = False) -> dict[str, Any]:
-    mode = "MULTI_NODE_READER_ONLY" if read_only else "MULTI_NODE_MULTI_WRITER"
-    return {"mount": {}, "access_mode": {"mode": mode}}
 
 
 class ScenarioPlan(Plan):
@@ -217,11 +213,6 @@ class World:
     results: dict[str, dict[str, Any]]
     guest_log: str
     plugin_log: str
-
-
-def data_dir(reference, file_system_id: str) -> Path:
-    state = reference.admin.state()["FileSystems"]
-    return Path(next(fs["DataDir"] for fs in state if fs["FileSystemId"] == file_system_id))
 
 
 @pytest.fixture(scope="module")
